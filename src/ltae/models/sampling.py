@@ -1,0 +1,153 @@
+"""One ``sampler=`` switch over the inference backends.
+
+* ``nutpie``  – nutpie NUTS, chains in threads (numba-compiled; the compile is cached on disk)
+* ``pymc``    – PyMC's own NUTS (chains in processes, spawn context: no fork deadlock)
+* ``numpyro`` – NumPyro NUTS through JAX, chains vectorised in one process (CPU or GPU)
+* ``blackjax``– BlackJAX NUTS through JAX, chains vectorised in one process
+* ``advi``    – mean-field ADVI (fast approximation; no convergence diagnostics)
+
+All return ArviZ data (an xarray DataTree with a ``posterior`` group) plus timing information.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+SamplerName = Literal["nutpie", "pymc", "numpyro", "blackjax", "advi"]
+SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "numpyro", "blackjax", "advi")
+DEFAULT_SAMPLER: SamplerName = "nutpie"
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("LTAE_CACHE_DIR", Path.home() / ".cache" / "ltae"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+_JAX_READY = False
+
+
+def _setup_jax() -> None:
+    """Persistent JAX compilation cache and float64; idempotent."""
+    global _JAX_READY
+    if _JAX_READY:
+        return
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    try:
+        jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    except Exception:  # pragma: no cover - older jax
+        pass
+    _JAX_READY = True
+
+
+@dataclass
+class SamplerSettings:
+    sampler: SamplerName = DEFAULT_SAMPLER
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    target_accept: float = 0.9
+    cores: int | None = None
+    seed: int = 42
+    progressbar: bool = False
+    advi_iterations: int = 30_000
+
+
+@dataclass
+class SampleResult:
+    idata: object  # arviz DataTree
+    sampler: str
+    wall_s: float
+    timings: dict = field(default_factory=dict)
+
+
+def sample(model, settings: SamplerSettings, var_names=None) -> SampleResult:
+    import pymc as pm
+
+    s = settings
+    if s.sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {s.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    t0 = time.perf_counter()
+    cores = s.cores or min(s.chains, os.cpu_count() or 1)
+    timings: dict = {}
+    if s.sampler == "advi":
+        with model:
+            approx = pm.fit(
+                n=s.advi_iterations,
+                method="advi",
+                random_seed=s.seed,
+                progressbar=s.progressbar,
+                callbacks=[pm.callbacks.CheckParametersConvergence(tolerance=1e-3, diff="relative")],
+            )
+            idata = approx.sample(draws=s.draws * s.chains, random_seed=s.seed)
+        idata = _split_chains(idata, s.chains)
+    elif s.sampler in ("numpyro", "blackjax"):
+        _setup_jax()
+        kw = {"chain_method": "vectorized"}
+        with model:
+            idata = pm.sample(
+                draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept,
+                random_seed=s.seed, nuts_sampler=s.sampler, progressbar=s.progressbar,
+                nuts_sampler_kwargs=kw, var_names=var_names, compute_convergence_checks=False,
+            )
+    elif s.sampler == "nutpie":
+        import nutpie
+
+        tc = time.perf_counter()
+        compiled = nutpie.compile_pymc_model(model, var_names=var_names)
+        timings["compile_s"] = time.perf_counter() - tc
+        idata = nutpie.sample(
+            compiled, draws=s.draws, tune=s.tune, chains=s.chains, cores=cores, seed=s.seed,
+            target_accept=s.target_accept, progress_bar=s.progressbar,
+        )
+    else:  # pymc
+        import multiprocessing as mp
+
+        with model:
+            idata = pm.sample(
+                draws=s.draws, tune=s.tune, chains=s.chains, cores=cores, target_accept=s.target_accept,
+                random_seed=s.seed, progressbar=s.progressbar, mp_ctx=mp.get_context("spawn") if cores > 1 else None,
+                var_names=var_names, compute_convergence_checks=False,
+            )
+    wall = time.perf_counter() - t0
+    timings["wall_s"] = wall
+    return SampleResult(idata=idata, sampler=s.sampler, wall_s=wall, timings=timings)
+
+
+def _split_chains(idata, chains: int):
+    """ADVI returns one chain of draws; reshape it into ``chains`` pseudo-chains."""
+    post = idata["posterior"].to_dataset() if hasattr(idata["posterior"], "to_dataset") else idata["posterior"]
+    n = post.sizes["draw"] * post.sizes["chain"]
+    per = n // chains
+    post = post.isel(chain=0).isel(draw=slice(0, per * chains))
+    post = post.assign_coords(draw=range(per * chains))
+    import numpy as np
+    import xarray as xr
+
+    new = {}
+    for k, v in post.data_vars.items():
+        arr = v.values.reshape((chains, per) + v.shape[1:])
+        new[k] = (("chain", "draw") + v.dims[1:], arr)
+    ds = xr.Dataset(new, coords={"chain": np.arange(chains), "draw": np.arange(per),
+                                 **{c: post.coords[c] for c in post.coords if c not in ("chain", "draw")}})
+    return xr.DataTree.from_dict({"posterior": ds})
+
+
+def posterior_dataset(idata):
+    """The posterior group as an xarray Dataset (works for DataTree and InferenceData)."""
+    post = idata["posterior"] if not hasattr(idata, "posterior") else idata.posterior
+    return post.to_dataset() if hasattr(post, "to_dataset") else post
+
+
+def stacked(idata, name):
+    """Posterior draws of ``name`` as a numpy array with one leading sample axis (chain*draw)."""
+    v = posterior_dataset(idata)[name]
+    arr = v.values
+    return arr.reshape((-1,) + arr.shape[2:])

@@ -1,0 +1,352 @@
+"""The two-step pipeline: validate -> prepare -> short-term model -> base sales -> long-term model
+-> IRFs -> ROI -> checklist -> budget -> figures -> report -> store.
+
+Every artefact is written atomically. The fitted posteriors are saved as netCDF together with a
+step key (hash of data and settings); a re-run with the same inputs loads them instead of refitting,
+so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ltae.analysis.diagnostics import fit_metrics
+from ltae.analysis.optimize import ResponseModel, optimize_budget
+from ltae.analysis.roi import align_draws, roi_table, summarize_draws
+from ltae.config import RunConfig
+from ltae.models.bvar import BVAR
+from ltae.models.mmm import ShortTermMMM, _fourier
+from ltae.results import LongTermResult, RunResult, ShortTermResult
+from ltae.store import artifacts as art
+
+STEPS = ("prepare", "short_term", "long_term", "roi", "checklist", "budget", "figures", "report", "store")
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+
+def _noop(step: str, status: str) -> None:  # progress callback
+    pass
+
+
+def _load_posterior(path: Path):
+    import xarray as xr
+
+    tree = xr.open_datatree(path, engine="h5netcdf")
+    tree.load()
+    tree.close()
+    return tree
+
+
+def _fit_or_resume(model, step: str, out: Path, key: str, cfg: RunConfig, progress) -> tuple[bool, float]:
+    """Fit ``model`` unless a posterior with the same key exists; returns (resumed, seconds)."""
+    post = out / "posteriors" / f"{step}.nc"
+    state = out / "posteriors" / f"{step}.json"
+    t0 = time.perf_counter()
+    if post.exists() and state.exists():
+        try:
+            meta = json.loads(state.read_text())
+            if meta.get("key") == key:
+                if model.model is None:
+                    model.build_model()
+                model.idata = _load_posterior(post)
+                model.fit_info = meta.get("fit_info", {})
+                progress(step, "resumed")
+                return True, time.perf_counter() - t0
+        except Exception:  # corrupt or unreadable: refit
+            pass
+    s = cfg.sampling
+    model.fit(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, sampler=s.sampler,
+              seed=s.seed)
+    art.write_netcdf(post, model.idata)
+    art.atomic_write_json(state, {"key": key, "fit_info": model.fit_info})
+    return False, time.perf_counter() - t0
+
+
+def short_term_result(mmm: ShortTermMMM, ds, ci: float = 0.95) -> ShortTermResult:
+    q = (1 - ci) / 2
+    contrib = mmm.media_contributions()
+    base = mmm.base_sales_draws()
+    ppc = mmm.posterior_predictive()
+    fitted = mmm.predictive_mean()
+    osa = mmm.one_step_ahead()
+    metrics = fit_metrics(mmm.sales, fitted.mean(0), ppc, ci)
+    osa_metrics = fit_metrics(mmm.sales, osa.mean(0), osa, ci)
+    metrics["one_step_mape"] = osa_metrics["mape"]
+    metrics["one_step_coverage"] = osa_metrics["coverage"]
+    metrics["one_step_r2"] = osa_metrics["r2"]
+    resp = ResponseModel.from_mmm(mmm)
+    return ShortTermResult(
+        channels=list(mmm.channels), dates=pd.DatetimeIndex(ds.dates), sales=mmm.sales, spend=mmm.spend,
+        roi_draws=mmm.short_term_roi_draws(), marginal_roi_draws=mmm.marginal_roi_draws(),
+        contributions_mean=contrib.mean(0), contributions_lower=np.quantile(contrib, q, 0),
+        contributions_upper=np.quantile(contrib, 1 - q, 0), base_sales_mean=base.mean(0),
+        base_sales_lower=np.quantile(base, q, 0), base_sales_upper=np.quantile(base, 1 - q, 0),
+        fitted_mean=fitted.mean(0), fitted_lower=np.quantile(ppc, q, 0), fitted_upper=np.quantile(ppc, 1 - q, 0),
+        fit_metrics=metrics, convergence=mmm.summary(), adstock_alpha_draws=mmm.draws("adstock_alpha"),
+        l_max=mmm.priors.l_max, response_curves=resp.curves(), fit_info=mmm.fit_info,
+    )
+
+
+def build_bvar(ds, base_draws: np.ndarray, cfg: RunConfig) -> BVAR:
+    """Endogenous: base sales (R replicate draws) + brand metrics; exogenous: spend."""
+    brand = ds.brand.values if ds.brand.shape[1] else np.zeros((ds.n_weeks, 0))
+    reps = [np.column_stack([b, brand]) for b in base_draws]
+    names = ["base_sales"] + list(ds.brand.columns)
+    det = det_names = None
+    if cfg.bvar_seasonality:
+        det = _fourier(np.arange(ds.n_weeks, dtype=float), cfg.mmm_priors.fourier_order, cfg.mmm_priors.period)
+        det_names = [f"fourier_{i}" for i in range(det.shape[1])]
+    return BVAR(reps, ds.spend.values, cfg.bvar_priors.lags, names, list(ds.spend.columns), deterministic=det,
+                deterministic_names=det_names, priors=cfg.bvar_priors)
+
+
+def pick_base_draws(mmm: ShortTermMMM, replicates: int, seed: int) -> np.ndarray:
+    """R base-sales draws spread over the posterior (or the mean when R == 1)."""
+    base = mmm.base_sales_draws()
+    if replicates <= 1:
+        return base.mean(0, keepdims=True)
+    idx = np.sort(np.random.default_rng(seed).choice(len(base), replicates, replace=False))
+    return base[idx]
+
+
+def long_term_result(bvar: BVAR, cfg: RunConfig) -> LongTermResult:
+    irf = bvar.calculate_irf(periods=cfg.horizon, credible_interval=cfg.credible_interval)
+    return LongTermResult(
+        endog_names=bvar.endog_names, channels=bvar.exog_names, horizon=cfg.horizon, irf_mean=irf["mean"],
+        irf_lower=irf["lower"], irf_upper=irf["upper"], cumulative_mean=irf["cumulative_mean"],
+        cumulative_lower=irf["cumulative_lower"], cumulative_upper=irf["cumulative_upper"],
+        roi_draws=bvar.long_term_roi_draws(irf, horizon=cfg.horizon), n_unstable=irf["n_unstable"],
+        n_draws=irf["n_draws"], convergence=bvar.summary(), replicates=bvar.n_replicates, fit_info=bvar.fit_info,
+    )
+
+
+def _status(ok: bool, warn: bool = False) -> str:
+    return "pass" if ok else ("warn" if warn else "fail")
+
+
+def checklist(short: ShortTermResult, long: LongTermResult, roi: pd.DataFrame, sensitivity: dict | None) -> list:
+    conv = [short.convergence, long.convergence]
+    rhat = max(c["max_rhat"] for c in conv)
+    ess = min(c["min_ess_bulk"] for c in conv)
+    div = max(c["divergence_rate"] for c in conv)
+    m = short.fit_metrics
+    out = [
+        {"check": "R-hat", "value": rhat, "threshold": "< 1.01", "status": _status(rhat < 1.01, rhat < 1.05),
+         "action": "Increase draws/tune, use 4 chains, or simplify the model / strengthen priors."},
+        {"check": "ESS (bulk)", "value": ess, "threshold": "> 1000", "status": _status(ess > 1000, ess > 400),
+         "action": "Increase draws; reduce autocorrelation (reparameterise)."},
+        {"check": "Divergences", "value": div * 100, "threshold": "< 1% of draws",
+         "status": _status(div < 0.01, div < 0.05), "action": "Increase target_accept to 0.95+ or reparameterise."},
+        {"check": "MAPE", "value": m["mape"], "threshold": "< 15%", "status": _status(m["mape"] < 15),
+         "action": "Add variables or revise the model structure."},
+        {"check": "R²", "value": m["r2"], "threshold": "> 0.80", "status": _status(m["r2"] > 0.8, m["r2"] > 0.6),
+         "action": "Check for missing confounders."},
+        {"check": "95% interval coverage", "value": m["coverage"] * 100, "threshold": "90-98%",
+         "status": _status(0.90 <= m["coverage"] <= 0.98, 0.85 <= m["coverage"] <= 0.995),
+         "action": "Adjust the noise priors or check data quality."},
+    ]
+    if sensitivity:
+        ch = sensitivity["max_relative_change"]
+        out.append({"check": "Prior sensitivity", "value": ch * 100, "threshold": "< 20% change in ROI",
+                    "status": _status(ch < 0.2, ch < 0.4),
+                    "action": "Use informative priors (experiments, industry benchmarks)."})
+    else:
+        out.append({"check": "Prior sensitivity", "value": None, "threshold": "< 20% change in ROI",
+                    "status": "not run", "action": "Run with --prior-sensitivity (refits the short-term model)."})
+    bad = roi[(roi.total_roi_mean <= 0) | (roi.total_roi_mean >= 10)].channel.tolist()
+    out.append({"check": "Business logic", "value": len(bad), "threshold": "0 < total ROI < 10 per unit",
+                "status": _status(not bad, True),
+                "action": ("Validate with holdout experiments: " + ", ".join(map(str, bad))) if bad else
+                "Validate with holdout experiments."})
+    unstable = long.n_unstable / max(long.n_draws, 1)
+    out.append({"check": "BVAR stability", "value": unstable * 100, "threshold": "< 5% explosive draws",
+                "status": _status(unstable < 0.05, unstable < 0.2),
+                "action": "Use the Minnesota prior or fewer lags."})
+    return out
+
+
+def prior_sensitivity(ds, cfg: RunConfig, base_roi: np.ndarray) -> dict:
+    """Refit the short-term model with every prior scale halved and doubled."""
+    res = {}
+    for f in (0.5, 2.0):
+        mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors.scaled(f))
+        s = cfg.sampling
+        mmm.fit(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, sampler=s.sampler,
+                seed=s.seed)
+        res[f] = mmm.short_term_roi_draws().mean(0)
+    base = base_roi.mean(0)
+    rel = max(float(np.nanmax(np.abs(r - base) / np.maximum(np.abs(base), 1e-9))) for r in res.values())
+    return {"factors": [0.5, 2.0], "roi_mean": {str(k): v.tolist() for k, v in res.items()},
+            "max_relative_change": rel}
+
+
+def holdout_check(ds, cfg: RunConfig, weeks: int) -> dict:
+    """Fit on the first N - weeks weeks and score the last ``weeks`` (time-ordered holdout)."""
+    n = ds.n_weeks - weeks
+    train = ds.subset(0, n)
+    mmm = ShortTermMMM.from_dataset(train, cfg.channel_groups, cfg.mmm_priors)
+    s = cfg.sampling
+    mmm.fit(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, sampler=s.sampler,
+            seed=s.seed)
+    test = ds.subset(n, ds.n_weeks)
+    fc = mmm.forecast(test.spend.values, test.controls.values if test.controls.shape[1] else None)
+    m = fit_metrics(test.target.values, fc.mean(0), fc, cfg.credible_interval)
+    m["train_weeks"], m["test_weeks"] = n, weeks
+    return m
+
+
+def run(data=None, out="ltae_output", config: RunConfig | dict | None = None,
+        progress: Callable[[str, str], None] | None = None, store_path: str | Path | None = None) -> RunResult:
+    """Run the whole two-step pipeline and write every output into ``out``."""
+    from ltae.data import load_dataset
+    from ltae.data.quality import quality_report
+
+    progress = progress or _noop
+    cfg = config if isinstance(config, RunConfig) else RunConfig.model_validate(config or {})
+    if data is not None:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": str(data)})})
+    out = Path(out)
+    timings: dict = {}
+    t_all = time.perf_counter()
+
+    # 1. validate + prepare (nothing is written before the data is valid)
+    progress("prepare", "start")
+    t = time.perf_counter()
+    d = cfg.data
+    ds = load_dataset(d.path, target=d.target, date_col=d.date_col, channels=d.channels, controls=d.controls,
+                      brand=d.brand, table=d.table, min_weeks=d.min_weeks)
+    quality = quality_report(ds).to_dict()
+    out.mkdir(parents=True, exist_ok=True)
+    art.remove_stale_temporaries(out)
+    art.atomic_write_csv(out / "prepared_data.csv", ds.to_frame())
+    art.atomic_write_json(out / "quality.json", quality)
+    data_hash = ds.data_hash()
+    timings["prepare_s"] = time.perf_counter() - t
+    progress("prepare", "done")
+
+    # 2. short-term model
+    progress("short_term", "start")
+    mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors)
+    resumed_st, timings["short_term_fit_s"] = _fit_or_resume(mmm, "short_term", out,
+                                                             cfg.step_key("short_term", data_hash), cfg, progress)
+    t = time.perf_counter()
+    short = short_term_result(mmm, ds, cfg.credible_interval)
+    timings["short_term_post_s"] = time.perf_counter() - t
+    progress("short_term", "done")
+
+    # 3. long-term model on base-sales draws
+    progress("long_term", "start")
+    base_draws = pick_base_draws(mmm, cfg.replicates, cfg.sampling.seed)
+    bvar = build_bvar(ds, base_draws, cfg)
+    resumed_lt, timings["long_term_fit_s"] = _fit_or_resume(bvar, "long_term", out,
+                                                            cfg.step_key("bvar", data_hash), cfg, progress)
+    t = time.perf_counter()
+    long = long_term_result(bvar, cfg)
+    timings["long_term_post_s"] = time.perf_counter() - t
+    progress("long_term", "done")
+
+    # 4. ROI (short + long draw by draw)
+    progress("roi", "start")
+    st, lt = align_draws(short.roi_draws, long.roi_draws, seed=cfg.sampling.seed)
+    spend_tot = ds.spend.values.sum(0)
+    roi = roi_table(list(ds.spend.columns), spend_tot, st, lt, cfg.credible_interval)
+    total_draws = st + lt
+    progress("roi", "done")
+
+    # 5. checklist (+ optional refits)
+    progress("checklist", "start")
+    sens = prior_sensitivity(ds, cfg, short.roi_draws) if cfg.prior_sensitivity else None
+    if cfg.holdout_weeks:
+        short.holdout = holdout_check(ds, cfg, cfg.holdout_weeks)
+    checks = checklist(short, long, roi, sens)
+    progress("checklist", "done")
+
+    # 6. budget
+    progress("budget", "start")
+    resp = ResponseModel.from_mmm(mmm, lt_roi=long.roi_draws, seed=cfg.sampling.seed)
+    budget = optimize_budget(resp, cfg.budget, list(ds.spend.columns), tuple(cfg.budget_bounds),
+                             cfg.risk_quantile)
+    progress("budget", "done")
+
+    run_id = f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{cfg.step_key('bvar', data_hash)[:8]}"
+    diagnostics = {
+        "short_term": {k: short.convergence[k] for k in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences",
+                                                          "divergence_rate")} | {"sampler": mmm.fit_info.get("sampler"),
+                                                                                 "resumed": resumed_st},
+        "long_term": {k: long.convergence[k] for k in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences",
+                                                        "divergence_rate")} | {
+            "unstable_draws": long.n_unstable, "irf_draws": long.n_draws, "replicates": long.replicates,
+            "resumed": resumed_lt},
+        "fit": short.fit_metrics,
+        "holdout": short.holdout,
+        "prior_sensitivity": sens,
+        "checklist": checks,
+        "budget": dict(budget.attrs),
+    }
+    result = RunResult(run_id=run_id, config=cfg.model_dump(mode="json"), dataset_summary=ds.summary(),
+                       quality=quality, short=short, long=long, roi=roi, total_roi_draws=total_draws,
+                       checklist=checks, budget=budget, timings=timings, diagnostics=diagnostics, out_dir=str(out))
+
+    # 7. figures + report + tables
+    progress("figures", "start")
+    t = time.perf_counter()
+    from ltae.report import make_figures, write_report
+
+    result.figures = make_figures(result, out)
+    timings["figures_s"] = time.perf_counter() - t
+    progress("figures", "done")
+    progress("report", "start")
+    art.atomic_write_csv(out / "roi.csv", roi)
+    art.atomic_write_csv(out / "budget.csv", budget)
+    art.atomic_write_json(out / "diagnostics.json", diagnostics)
+    draws_df = pd.DataFrame(total_draws, columns=[f"total_{c}" for c in ds.spend.columns])
+    art.atomic_write_csv(out / "roi_draws.csv", draws_df.join(
+        pd.DataFrame(st, columns=[f"short_{c}" for c in ds.spend.columns])).join(
+        pd.DataFrame(lt, columns=[f"long_{c}" for c in ds.spend.columns])))
+    timings["total_s"] = time.perf_counter() - t_all
+    write_report(result, result.figures, out / "report.html")
+    art.atomic_write_json(out / "manifest.json", manifest(result, cfg, data_hash))
+    progress("report", "done")
+
+    progress("store", "start")
+    from ltae.store.results import record_run
+
+    record_run(store_path or default_store(out), result)
+    progress("store", "done")
+    return result
+
+
+def default_store(out: Path) -> Path:
+    return Path(os.environ.get("LTAE_STORE", Path(out).resolve().parent / "ltae_runs.duckdb"))
+
+
+def manifest(result: RunResult, cfg: RunConfig, data_hash: str) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    vers = {}
+    for pkg in ("ltae", "pymc", "pytensor", "pymc-marketing", "nutpie", "numpyro", "jax", "arviz", "numpy",
+                "pandas", "scipy", "statsmodels"):
+        try:
+            vers[pkg] = version(pkg)
+        except PackageNotFoundError:
+            vers[pkg] = None
+    return {"run_id": result.run_id, "created": dt.datetime.now(dt.UTC).isoformat(), "config": cfg.model_dump(mode="json"),
+            "data_hash": data_hash, "dataset": result.dataset_summary, "seed": cfg.sampling.seed,
+            "versions": vers, "python": platform.python_version(), "timings": result.timings,
+            "files": sorted(["report.html", "roi.csv", "budget.csv", "diagnostics.json", "prepared_data.csv",
+                             "quality.json", "roi_draws.csv", "posteriors/short_term.nc", "posteriors/long_term.nc",
+                             *result.figures.values()])}
+
+
+def summarize(draws) -> dict:
+    return summarize_draws(draws)

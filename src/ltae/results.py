@@ -1,0 +1,77 @@
+"""Plain result objects passed between pipeline stages, the report and the store.
+
+Everything here is numpy / pandas / plain Python so it serialises to JSON, CSV and netCDF.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class ShortTermResult:
+    channels: list[str]
+    dates: pd.DatetimeIndex
+    sales: np.ndarray  # (T,) observed target, currency
+    spend: np.ndarray  # (T, C) currency
+    roi_draws: np.ndarray  # (S, C) short-term ROI draws
+    marginal_roi_draws: np.ndarray  # (S, C)
+    contributions_mean: np.ndarray  # (T, C) currency
+    contributions_lower: np.ndarray  # (T, C)
+    contributions_upper: np.ndarray  # (T, C)
+    base_sales_mean: np.ndarray  # (T,)
+    base_sales_lower: np.ndarray
+    base_sales_upper: np.ndarray
+    fitted_mean: np.ndarray  # (T,) posterior mean of fitted sales
+    fitted_lower: np.ndarray  # (T,) 95% predictive band
+    fitted_upper: np.ndarray
+    fit_metrics: dict  # mape, r2, coverage (in-sample), one_step coverage
+    convergence: dict  # max_rhat, min_ess_bulk, divergences, ...
+    adstock_alpha_draws: np.ndarray  # (S, C)
+    l_max: int
+    response_curves: dict  # {"multipliers": (K,), "mean": (K, C), "lower", "upper"} window contribution
+    fit_info: dict = field(default_factory=dict)
+    holdout: dict | None = None
+
+
+@dataclass
+class LongTermResult:
+    endog_names: list[str]
+    channels: list[str]
+    horizon: int
+    irf_mean: np.ndarray  # (H, n, C) response per unit of spend, original units
+    irf_lower: np.ndarray
+    irf_upper: np.ndarray
+    cumulative_mean: np.ndarray  # (H, n, C)
+    cumulative_lower: np.ndarray
+    cumulative_upper: np.ndarray
+    roi_draws: np.ndarray  # (S', C) long-term ROI draws (currency per currency unit)
+    n_unstable: int
+    n_draws: int
+    convergence: dict
+    replicates: int
+    fit_info: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    config: dict
+    dataset_summary: dict
+    quality: dict
+    short: ShortTermResult
+    long: LongTermResult
+    roi: pd.DataFrame  # the roi.csv table
+    total_roi_draws: np.ndarray  # (S, C)
+    checklist: list[dict]  # {"check", "value", "threshold", "status", "action"}
+    budget: pd.DataFrame | None  # the budget.csv table
+    timings: dict
+    diagnostics: dict
+    out_dir: str = ""
+    figures: dict = field(default_factory=dict)  # name -> relative path
+
+    def roi_summary(self) -> pd.DataFrame:
+        return self.roi.copy()

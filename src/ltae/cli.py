@@ -317,6 +317,222 @@ def prepare(
     console.print(f"wrote {csv_path} ({ds.n_weeks} weeks) and {roles.name}", highlight=False)
 
 
+# --------------------------------------------------------------------------------------------
+# modelling commands
+# --------------------------------------------------------------------------------------------
+
+SamplerOpt = Annotated[str | None, typer.Option("--sampler", help="nutpie | pymc | numpyro | blackjax | advi.",
+                                                show_default=False)]
+
+
+def _progress_runner(console):
+    """A rich progress display for the pipeline's steps; returns (context, callback)."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ltae.pipeline import STEPS
+
+    prog = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[step]}"),
+                    TimeElapsedColumn(), console=console, transient=False)
+    task = prog.add_task("ltae run", total=len(STEPS), step="")
+    labels = {"prepare": "validate + prepare data", "short_term": "short-term model (MMM)",
+              "long_term": "long-term model (BVAR)", "roi": "ROI", "checklist": "validation checklist",
+              "budget": "budget optimisation", "figures": "figures", "report": "report", "store": "results store"}
+
+    def callback(step: str, status: str) -> None:
+        if status == "start":
+            prog.update(task, step=labels.get(step, step) + " ...")
+        elif status in ("done",):
+            prog.advance(task)
+        elif status == "resumed":
+            prog.console.print(f"[cyan]resumed[/cyan] {labels.get(step, step)} from the saved posterior")
+
+    return prog, callback
+
+
+def _print_roi(result, console) -> None:
+    from rich.table import Table
+
+    t = Table(title="ROI per channel (currency per currency unit of spend; mean [95% interval])")
+    for c in ("channel", "spend", "short term", "long term", "total"):
+        t.add_column(c, justify="left" if c == "channel" else "right")
+    for r in result.roi.itertuples():
+        t.add_row(str(r.channel), f"{r.spend:,.0f}",
+                  f"{r.short_term_roi_mean:.2f} [{r.short_term_roi_lower:.2f}, {r.short_term_roi_upper:.2f}]",
+                  f"{r.long_term_roi_mean:.2f} [{r.long_term_roi_lower:.2f}, {r.long_term_roi_upper:.2f}]",
+                  f"{r.total_roi_mean:.2f} [{r.total_roi_lower:.2f}, {r.total_roi_upper:.2f}]")
+    console.print(t)
+    c = Table(title="Validation checklist")
+    for col in ("check", "value", "threshold", "status"):
+        c.add_column(col)
+    colours = {"pass": "green", "warn": "yellow", "fail": "red"}
+    for ck in result.checklist:
+        v = ck["value"]
+        c.add_row(ck["check"], "-" if v is None else f"{v:.3g}", ck["threshold"],
+                  f"[{colours.get(ck['status'], 'white')}]{ck['status']}[/]")
+    console.print(c)
+
+
+def _run_pipeline(data, out, config, overrides: dict, store=None):
+    from ltae.config import RunConfig, load_config, merge_overrides
+    from ltae.pipeline import run as run_pipeline
+
+    cfg = RunConfig.model_validate(merge_overrides(load_config(config), overrides))
+    console = out_console()
+    prog, cb = _progress_runner(console)
+    with prog:
+        result = run_pipeline(data, out, cfg, progress=cb, store_path=store)
+    _print_roi(result, console)
+    console.print(f"report: {Path(out) / 'report.html'}  ({result.timings.get('total_s', 0):.1f} s)", highlight=False)
+    return result
+
+
+@app.command("run")
+@handle_errors
+def run_cmd(
+    data: DataPath,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("ltae_output"),
+    config: Annotated[Path | None, typer.Option("--config", help="TOML or YAML configuration file.",
+                                                show_default=False)] = None,
+    target: TargetOpt = None,
+    date_col: DateColOpt = None,
+    channels: ChannelsOpt = None,
+    controls: ControlsOpt = None,
+    brand: BrandOpt = None,
+    table: TableOpt = None,
+    min_weeks: Annotated[int | None, typer.Option("--min-weeks", help="Fewest weeks accepted (default 52).",
+                                                  show_default=False)] = None,
+    draws: Annotated[int | None, typer.Option("--draws", help="Posterior draws per chain (default 1000).",
+                                              show_default=False)] = None,
+    tune: Annotated[int | None, typer.Option("--tune", help="Tuning steps per chain (default 1000).",
+                                             show_default=False)] = None,
+    chains: Annotated[int | None, typer.Option("--chains", help="Chains (default 4).", show_default=False)] = None,
+    sampler: SamplerOpt = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 42).", show_default=False)] = None,
+    horizon: Annotated[int | None, typer.Option("--horizon", help="Long-term horizon in weeks (default 24).",
+                                                show_default=False)] = None,
+    budget: Annotated[float | None, typer.Option("--budget", help="Total budget over the modelled window "
+                                                 "(default: current spend).", show_default=False)] = None,
+    holdout: Annotated[int | None, typer.Option("--holdout", help="Score the last N weeks out of sample "
+                                                "(refits).", show_default=False)] = None,
+    prior_sensitivity: Annotated[bool, typer.Option("--prior-sensitivity", help="Refit with priors halved and "
+                                                    "doubled.")] = False,
+    store: Annotated[Path | None, typer.Option("--store", help="DuckDB results store (default: "
+                                               "ltae_runs.duckdb beside --out).", show_default=False)] = None,
+) -> None:
+    """Run the two-step pipeline: short-term MMM, long-term BVAR, ROI, checklist, budget, report."""
+    overrides = {
+        "data": {"target": target, "date_col": date_col, "channels": split_list(channels),
+                 "controls": split_list(controls), "brand": split_list(brand), "table": table,
+                 "min_weeks": min_weeks},
+        "sampling": {"draws": draws, "tune": tune, "chains": chains, "sampler": sampler, "seed": seed},
+        "horizon": horizon, "budget": budget, "holdout_weeks": holdout,
+        "prior_sensitivity": prior_sensitivity or None,
+    }
+    _run_pipeline(data, out, config, overrides, store)
+
+
+@app.command()
+@handle_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo_output"),
+    quick: Annotated[bool, typer.Option("--quick", help="Small draws (a minute, not production).")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed for data and sampler.")] = 42,
+    sampler: SamplerOpt = None,
+) -> None:
+    """Generate synthetic data with known truth and run the whole pipeline on it."""
+    import json
+
+    from rich.table import Table
+
+    from ltae.data.synthetic import generate_synthetic_data, save_to_csv
+
+    data_dir = out / "data"
+    save_to_csv(generate_synthetic_data(seed=seed), data_dir)
+    sampling = {"seed": seed, "sampler": sampler}
+    if quick:
+        sampling.update({"draws": 300, "tune": 300})
+    result = _run_pipeline(data_dir, out, None, {"sampling": sampling})
+    truth = json.loads((data_dir / "truth.json").read_text())["channels"]
+    t = Table(title="Known truth vs estimate (total ROI)")
+    for c in ("channel", "truth", "estimate", "95% interval", "covered"):
+        t.add_column(c)
+    covered = 0
+    for r in result.roi.itertuples():
+        tv = truth[r.channel]["total_roi"]
+        ok = r.total_roi_lower <= tv <= r.total_roi_upper
+        covered += ok
+        t.add_row(str(r.channel), f"{tv:.2f}", f"{r.total_roi_mean:.2f}",
+                  f"[{r.total_roi_lower:.2f}, {r.total_roi_upper:.2f}]", "yes" if ok else "[red]no[/red]")
+    out_console().print(t)
+    out_console().print(f"total-ROI intervals covering the truth: {covered}/{len(result.roi)}")
+
+
+@app.command()
+@handle_errors
+def optimize(
+    run_dir: Annotated[Path, typer.Option("--run", help="Output folder of a finished `ltae run`.")],
+    budget: Annotated[float | None, typer.Option("--budget", help="Total budget over the modelled window.",
+                                                 show_default=False)] = None,
+    bounds: Annotated[str, typer.Option("--bounds", help="Multiplier bounds low,high for every channel.")] = "0.5,1.5",
+    risk_quantile: Annotated[float | None, typer.Option("--risk-quantile", help="Maximise this quantile of the "
+                                                        "return instead of its mean (e.g. 0.1).",
+                                                        show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="CSV to write (default RUN/budget_<budget>.csv).",
+                                             show_default=False)] = None,
+) -> None:
+    """Re-optimise the budget of a saved run without refitting."""
+    from rich.table import Table
+
+    from ltae.analysis.optimize import optimize_budget
+    from ltae.data.validate import DataValidationError
+    from ltae.pipeline import load_saved_run
+    from ltae.store.artifacts import atomic_write_csv
+
+    try:
+        lo, hi = (float(v) for v in bounds.split(","))
+    except ValueError as exc:
+        raise typer.BadParameter("use two numbers, e.g. 0.5,1.5", param_hint="--bounds") from exc
+    if not (run_dir / "posteriors" / "short_term.nc").exists():
+        raise DataValidationError("no saved posterior (posteriors/short_term.nc); run `ltae run` first",
+                                  file=str(run_dir))
+    resp, channels = load_saved_run(run_dir)
+    try:
+        df = optimize_budget(resp, budget, channels, (lo, hi), risk_quantile)
+    except ValueError as exc:
+        raise DataValidationError(str(exc), file=str(run_dir)) from exc
+    path = out or run_dir / f"budget_{int(df.attrs['budget'])}.csv"
+    atomic_write_csv(path, df)
+    t = Table(title=f"Budget {df.attrs['budget']:,.0f}: expected uplift {df.attrs['uplift_mean']:,.0f} "
+              f"[{df.attrs['uplift_lower']:,.0f}, {df.attrs['uplift_upper']:,.0f}]")
+    for c in ("channel", "current", "optimal", "change"):
+        t.add_column(c, justify="right")
+    for r in df.itertuples():
+        t.add_row(str(r.channel), f"{r.current_spend:,.0f}", f"{r.optimal_spend:,.0f}", f"{r.change_pct:+.1f}%")
+    out_console().print(t)
+    out_console().print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def runs(
+    store: Annotated[Path, typer.Option("--store", help="DuckDB results store.")] = Path("ltae_runs.duckdb"),
+    run_id: Annotated[str | None, typer.Option("--show", help="Show the ROI table of one run.",
+                                               show_default=False)] = None,
+) -> None:
+    """List recorded runs (or show one run's ROI)."""
+    from rich.table import Table
+
+    from ltae.store.results import list_runs, run_roi
+
+    df = run_roi(store, run_id) if run_id else list_runs(store)
+    t = Table(title=f"{'ROI of ' + run_id if run_id else 'Runs'} ({store})")
+    for c in df.columns:
+        t.add_column(str(c))
+    for row in df.itertuples(index=False):
+        t.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
+    out_console().print(t)
+
+
 def run() -> None:  # pragma: no cover - console entry for `python -m ltae`
     app(prog_name="ltae")
 

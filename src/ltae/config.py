@@ -89,8 +89,8 @@ def merge_overrides(base: dict, overrides: dict) -> dict:
     for k, v in overrides.items():
         if v is None:
             continue
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = merge_overrides(out[k], v)
+        if isinstance(v, dict):
+            out[k] = merge_overrides(out.get(k) if isinstance(out.get(k), dict) else {}, v)
         else:
             out[k] = v
     return out

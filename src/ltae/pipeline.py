@@ -147,12 +147,14 @@ def checklist(short: ShortTermResult, long: LongTermResult, roi: pd.DataFrame, s
          "action": "Increase draws; reduce autocorrelation (reparameterise)."},
         {"check": "Divergences", "value": div * 100, "threshold": "< 1% of draws",
          "status": _status(div < 0.01, div < 0.05), "action": "Increase target_accept to 0.95+ or reparameterise."},
-        {"check": "MAPE", "value": m["mape"], "threshold": "< 15%", "status": _status(m["mape"] < 15),
-         "action": "Add variables or revise the model structure."},
-        {"check": "R²", "value": m["r2"], "threshold": "> 0.80", "status": _status(m["r2"] > 0.8, m["r2"] > 0.6),
+        {"check": "MAPE (one week ahead)", "value": m["one_step_mape"], "threshold": "< 15%",
+         "status": _status(m["one_step_mape"] < 15), "action": "Add variables or revise the model structure."},
+        {"check": "R² (one week ahead)", "value": m["one_step_r2"], "threshold": "> 0.80",
+         "status": _status(m["one_step_r2"] > 0.8, m["one_step_r2"] > 0.6),
          "action": "Check for missing confounders."},
-        {"check": "95% interval coverage", "value": m["coverage"] * 100, "threshold": "90-98%",
-         "status": _status(0.90 <= m["coverage"] <= 0.98, 0.85 <= m["coverage"] <= 0.995),
+        {"check": "95% interval coverage (one week ahead)", "value": m["one_step_coverage"] * 100,
+         "threshold": "90-98%",
+         "status": _status(0.90 <= m["one_step_coverage"] <= 0.98, 0.85 <= m["one_step_coverage"] <= 0.995),
          "action": "Adjust the noise priors or check data quality."},
     ]
     if sensitivity:
@@ -228,7 +230,9 @@ def run(data=None, out="ltae_output", config: RunConfig | dict | None = None,
     quality = quality_report(ds).to_dict()
     out.mkdir(parents=True, exist_ok=True)
     art.remove_stale_temporaries(out)
-    art.atomic_write_csv(out / "prepared_data.csv", ds.to_frame())
+    from ltae.data.prepare import write_prepared
+
+    write_prepared(ds, out / "prepared_data.csv")
     art.atomic_write_json(out / "quality.json", quality)
     data_hash = ds.data_hash()
     timings["prepare_s"] = time.perf_counter() - t
@@ -350,3 +354,18 @@ def manifest(result: RunResult, cfg: RunConfig, data_hash: str) -> dict:
 
 def summarize(draws) -> dict:
     return summarize_draws(draws)
+
+
+def load_saved_run(run_dir: str | Path):
+    """Rebuild the response model of a finished run from its files (no refit)."""
+    from ltae.data import load_dataset
+
+    run_dir = Path(run_dir)
+    man = json.loads((run_dir / "manifest.json").read_text())
+    cfg = RunConfig.model_validate(man["config"])
+    ds = load_dataset(run_dir / "prepared_data.csv", min_weeks=1)
+    mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors)
+    mmm.idata = _load_posterior(run_dir / "posteriors" / "short_term.nc")
+    lt = pd.read_csv(run_dir / "roi_draws.csv")
+    lt_draws = lt[[f"long_{c}" for c in ds.spend.columns]].values
+    return ResponseModel.from_mmm(mmm, lt_roi=lt_draws, seed=cfg.sampling.seed), list(ds.spend.columns)

@@ -127,7 +127,6 @@ class BVAR:
         pr = self.priors
         p = self.lags
         T, n = self.endog.shape
-        m = self.exog.shape[1]
         k = self.deterministic.shape[1]
         X = ((self.exog - self.x_mean) / self.x_sd)[p:]
         W = ((self.deterministic - self.w_mean) / self.w_sd)[p:]
@@ -149,18 +148,21 @@ class BVAR:
                 A = pm.Normal(f"A{sfx}", a_mu, sd, dims=("lag", "eq", "var"))
                 B = pm.Normal(f"B{sfx}", 0.0, pr.exog_sd, dims=("eq", "exog"))
                 c = pm.Normal(f"c{sfx}", 0.0, pr.intercept_sd, dims="eq")
-                mu = c + pt.einsum("tlj,lij->ti", pt.as_tensor(lagged), A) + pt.dot(pt.as_tensor(X), B.T)
+                lagged_d = pm.Data(f"lagged{sfx}", lagged)
+                Xd = pm.Data(f"exog_std{sfx}", X)
+                mu = c + pt.einsum("tlj,lij->ti", lagged_d, A) + pt.dot(Xd, B.T)
                 if k:
                     D = pm.Normal(f"D{sfx}", 0.0, pr.deterministic_sd, dims=("eq", "det"))
-                    mu = mu + pt.dot(pt.as_tensor(W), D.T)
+                    mu = mu + pt.dot(pm.Data(f"det_std{sfx}", W), D.T)
                 if n > 1:
                     chol, _, _ = pm.LKJCholeskyCov(f"chol{sfx}", n=n, eta=pr.lkj_eta,
                                                    sd_dist=pm.HalfNormal.dist(pr.sigma_sd, shape=n),
                                                    compute_corr=True)
-                    pm.MvNormal(f"y{sfx}", mu=mu, chol=chol, observed=Ys[p:], dims=("time", "eq"))
+                    pm.MvNormal(f"y{sfx}", mu=mu, chol=chol, observed=pm.Data(f"y_std{sfx}", Ys[p:]),
+                                 dims=("time", "eq"))
                 else:
                     s = pm.HalfNormal(f"sigma{sfx}", pr.sigma_sd)
-                    pm.Normal(f"y{sfx}", mu[:, 0], s, observed=Ys[p:, 0])
+                    pm.Normal(f"y{sfx}", mu[:, 0], s, observed=pm.Data(f"y_std{sfx}", Ys[p:, 0]))
         self.model = model
         return model
 

@@ -1,0 +1,71 @@
+"""Fast model tests: small draws, behaviour and units (recovery studies live in benchmarks/)."""
+
+import numpy as np
+import pytest
+
+from ltae.data.synthetic import default_params, generate_synthetic_data
+from ltae.models.mmm import ShortTermMMM, UCM_MMM_Optimized
+
+FAST = {"draws": 150, "tune": 150, "chains": 2, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def data():
+    p = default_params(n_weeks=104)
+    p.beta[1] = 0.0  # Events: no true short-term effect
+    return generate_synthetic_data(n_weeks=104, seed=11, params=p)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    ctrl = data.competitor_activity.drop(columns="Date")
+    m = ShortTermMMM(data.sales.revenue.values, data.spend_wide.values, ctrl.values, data.params.channels,
+                     list(ctrl.columns))
+    return m.fit(**FAST)
+
+
+def test_shapes_and_outputs(fitted, data):
+    T, C = data.spend_wide.shape
+    S = FAST["draws"] * FAST["chains"]
+    assert fitted.media_contributions().shape == (S, T, C)
+    assert fitted.base_sales_draws().shape == (S, T)
+    assert fitted.get_base_sales().shape == (T,)
+    roi = fitted.calculate_short_term_roi()
+    assert set(roi) == set(data.params.channels)
+    for r in roi.values():
+        assert r["lower"] <= r["mean"] <= r["upper"]
+    s = fitted.summary()
+    assert {"max_rhat", "min_ess_bulk", "divergences"} <= set(s)
+    # base sales + contributions add back up to sales, draw by draw
+    np.testing.assert_allclose(fitted.base_sales_draws() + fitted.media_contributions().sum(-1),
+                               np.broadcast_to(fitted.sales, (S, T)), rtol=1e-9)
+
+
+def test_zero_effect_channel_interval_contains_zero(fitted):
+    r = fitted.calculate_short_term_roi()["Events"]
+    assert r["lower"] <= 0.0 <= r["upper"] or r["lower"] < 0.35  # truth 0: interval reaches (near) zero
+    truth_positive = fitted.calculate_short_term_roi()["Google"]
+    assert truth_positive["lower"] > 0
+
+
+def test_roi_units_scale_with_spend_currency(data, fitted):
+    """Spend in thousands instead of units: the internal model is the same (up to rounding, which
+    changes the MCMC path), so ROI must be 1000x larger up to Monte Carlo error."""
+    ctrl = data.competitor_activity.drop(columns="Date")
+    m2 = ShortTermMMM(data.sales.revenue.values, data.spend_wide.values / 1000.0, ctrl.values,
+                      data.params.channels, list(ctrl.columns)).fit(**FAST)
+    ratio = np.median(m2.short_term_roi_draws(), 0) / np.median(fitted.short_term_roi_draws(), 0)
+    assert np.all((ratio > 700) & (ratio < 1400)), ratio
+
+
+def test_spec_api(data):
+    ctrl = data.competitor_activity.drop(columns="Date")
+    m = UCM_MMM_Optimized(data.sales.revenue, data.spend_wide, ctrl, list(data.params.channels), list(ctrl.columns),
+                          adstock_max_lag=6, channel_groups={"digital": ["Google", "LinkedIn", "Content"],
+                                                             "offline": ["Events"]})
+    assert m.priors.l_max == 6
+    m.build_model()
+    m.fit(draws=60, tune=60, chains=2, seed=1)
+    roi = m.calculate_short_term_roi()
+    assert np.isfinite(roi["Google"]["mean"])
+    assert m.get_base_sales().shape == (104,)

@@ -216,7 +216,13 @@ def main(
     ] = False,
 ) -> None:
     """Long-term ad effectiveness: two-step Bayesian marketing mix modelling."""
+    import warnings
+
     _state["debug"] = debug
+    if not debug:  # library chatter that a user cannot act on
+        warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 @app.command()

@@ -15,7 +15,6 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -50,26 +49,57 @@ def timing(args) -> dict:
 
 
 def recovery(args) -> dict:
-    """Case (f): coverage of the true short-term ROI over several generated data sets."""
-    from ltae.analysis.roi import summarize_draws
-    from ltae.data.synthetic import generate_synthetic_data
+    """Case (f): the whole pipeline on several generated data sets; coverage of the true short-,
+    long- and total ROI by the 95% intervals, and median absolute relative error."""
+    import tempfile
+
+    import pandas as pd
+
+    from ltae import pipeline
+    from ltae.data.synthetic import generate_synthetic_data, save_to_csv
 
     rows = []
-    for seed in range(args.seeds):
-        d = generate_synthetic_data(seed=100 + seed)
-        m = _mmm(d).fit(draws=args.draws, tune=args.draws, chains=4, seed=seed)
-        roi = m.short_term_roi_draws()
-        for i, ch in enumerate(d.params.channels):
-            s = summarize_draws(roi[:, i])
-            truth = d.truth["channels"][ch]["short_term_roi"]
-            rows.append({"seed": 100 + seed, "channel": ch, "truth": truth, **s,
-                         "covered": s["lower"] <= truth <= s["upper"],
-                         "rel_error": abs(s["median"] - truth) / abs(truth)})
-        cov = np.mean([r["covered"] for r in rows])
-        print(f"seed {100 + seed}: coverage so far {cov:.2f}, median rel. error "
-              f"{np.median([r['rel_error'] for r in rows]):.2f}", flush=True)
-    return {"rows": rows, "coverage": float(np.mean([r["covered"] for r in rows])),
-            "median_abs_rel_error": float(np.median([r["rel_error"] for r in rows]))}
+    for k in range(args.seeds):
+        seed = 100 + k
+        with tempfile.TemporaryDirectory() as tmp:
+            d = generate_synthetic_data(seed=seed)
+            save_to_csv(d, Path(tmp) / "data")
+            t = time.perf_counter()
+            res = pipeline.run(Path(tmp) / "data", Path(tmp) / "out",
+                               {"sampling": {"draws": args.draws, "tune": args.draws, "seed": seed}},
+                               store_path=Path(tmp) / "s.duckdb")
+            wall = time.perf_counter() - t
+        for r in res.roi.itertuples():
+            tr = d.truth["channels"][r.channel]
+            row = {"seed": seed, "channel": r.channel, "wall_s": wall,
+                   "st_max_rhat": res.diagnostics["short_term"]["max_rhat"],
+                   "st_min_ess": res.diagnostics["short_term"]["min_ess_bulk"],
+                   "lt_max_rhat": res.diagnostics["long_term"]["max_rhat"]}
+            for kind, col in (("short_term", "short_term_roi"), ("long_term", "long_term_roi"),
+                              ("total", "total_roi")):
+                truth = tr[col] if kind != "total" else tr["total_roi"]
+                lo, hi, mean = getattr(r, f"{col}_lower"), getattr(r, f"{col}_upper"), getattr(r, f"{col}_mean")
+                row.update({f"{kind}_truth": truth, f"{kind}_mean": mean, f"{kind}_lower": lo,
+                            f"{kind}_upper": hi, f"{kind}_covered": bool(lo <= truth <= hi),
+                            f"{kind}_abs_error": abs(mean - truth),
+                            f"{kind}_rel_error": abs(mean - truth) / abs(truth) if truth else None})
+            rows.append(row)
+        df = pd.DataFrame(rows)
+        print(f"seed {seed}: {wall:5.0f}s  coverage so far  short {df.short_term_covered.mean():.2f}  "
+              f"long {df.long_term_covered.mean():.2f}  total {df.total_covered.mean():.2f}  "
+              f"median rel. error short {df.short_term_rel_error.median():.2f}", flush=True)
+    df = pd.DataFrame(rows)
+    summary = {}
+    for kind in ("short_term", "long_term", "total"):
+        summary[kind] = {"coverage": float(df[f"{kind}_covered"].mean()),
+                         "median_abs_rel_error": float(df[f"{kind}_rel_error"].dropna().median()),
+                         "median_abs_error": float(df[f"{kind}_abs_error"].median())}
+    zero = df[df.long_term_truth.abs() < 1e-9]
+    if len(zero):
+        summary["long_term"]["zero_effect_interval_contains_zero"] = float(
+            ((zero.long_term_lower <= 0) & (zero.long_term_upper >= 0)).mean())
+    print(json.dumps(summary, indent=2))
+    return {"summary": summary, "n_datasets": args.seeds, "draws": args.draws, "rows": rows}
 
 
 def main() -> None:
@@ -81,9 +111,16 @@ def main() -> None:
     args = ap.parse_args()
     res = timing(args) if args.case == "timing" else recovery(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = {"timing": "timing_208x4.json", "recovery": "recovery_short_term.json"}[args.case]
-    (RESULTS / name).write_text(json.dumps(res, indent=2, default=float))
-    print(f"wrote {RESULTS / name}")
+    if args.case == "recovery":
+        for kind, name in (("short_term", "recovery_short_term.json"), ("long_term", "recovery_long_term.json")):
+            part = {"summary": res["summary"][kind], "total": res["summary"]["total"], "n_datasets": res["n_datasets"],
+                    "draws": res["draws"], "rows": [{k: v for k, v in r.items() if k.startswith((kind, "seed",
+                                                     "channel", "wall", "st_", "lt_"))} for r in res["rows"]]}
+            (RESULTS / name).write_text(json.dumps(part, indent=2, default=float))
+            print(f"wrote {RESULTS / name}")
+    else:
+        (RESULTS / "timing_208x4.json").write_text(json.dumps(res, indent=2, default=float))
+        print(f"wrote {RESULTS / 'timing_208x4.json'}")
 
 
 if __name__ == "__main__":

@@ -99,3 +99,56 @@ def test_kill_during_long_term_then_resume(data_dir, tmp_path):
     assert res.diagnostics["short_term"]["resumed"] is True
     assert (out / "roi.csv").is_file()
     assert not [p for p in Path(out).rglob(".*") if p.is_file()]
+
+
+def test_cli_optimize_and_runs(run_a):
+    from typer.testing import CliRunner
+
+    from ltae.cli import app
+
+    res, out = run_a
+    runner = CliRunner()
+    cur = pd.read_csv(out / "budget.csv").current_spend.sum()
+    r = runner.invoke(app, ["optimize", "--run", str(out), "--budget", str(cur * 0.9), "--out", str(out / "b90.csv")])
+    assert r.exit_code == 0, r.output
+    b = pd.read_csv(out / "b90.csv")
+    assert abs(b.optimal_spend.sum() - cur * 0.9) < 1e-3 * cur
+    # a budget the bounds cannot reach is a clear error, exit 2
+    r = runner.invoke(app, ["optimize", "--run", str(out), "--budget", str(cur * 10)])
+    assert r.exit_code == 2 and "bounds" in r.output
+    r = runner.invoke(app, ["runs", "--store", str(out.parent / "store.duckdb")])
+    assert r.exit_code == 0 and res.run_id[:15] in r.output
+
+
+def test_config_files(tmp_path):
+    from typer.testing import CliRunner
+
+    from ltae.cli import app
+    from ltae.config import RunConfig, load_config, merge_overrides
+
+    (tmp_path / "c.toml").write_text('horizon = 12\n[sampling]\ndraws = 50\nsampler = "numpyro"\n'
+                                     '[mmm_priors]\nl_max = 6\n')
+    (tmp_path / "c.yaml").write_text("horizon: 12\nsampling:\n  draws: 50\n  sampler: numpyro\nmmm_priors:\n  l_max: 6\n")
+    a = RunConfig.model_validate(load_config(tmp_path / "c.toml"))
+    b = RunConfig.model_validate(load_config(tmp_path / "c.yaml"))
+    assert a == b and a.horizon == 12 and a.sampling.draws == 50 and a.mmm_priors.l_max == 6
+    # CLI options override the file; unset options keep the file's values
+    c = RunConfig.model_validate(merge_overrides(load_config(tmp_path / "c.toml"), {"sampling": {"draws": 80,
+                                                                                                 "seed": None}}))
+    assert c.sampling.draws == 80 and c.sampling.sampler == "numpyro"
+    r = CliRunner().invoke(app, ["run", "--data", str(tmp_path), "--config", str(tmp_path / "missing.toml"),
+                                 "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "missing.toml" in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_config_value_is_a_clear_error(data_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from ltae.cli import app
+
+    (tmp_path / "c.toml").write_text('[sampling]\nsampler = "gibbs"\n')
+    r = CliRunner().invoke(app, ["run", "--data", str(data_dir), "--config", str(tmp_path / "c.toml"),
+                                 "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "sampler" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "o").exists()

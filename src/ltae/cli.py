@@ -69,6 +69,12 @@ def print_error(message: str) -> None:
     err_console().print(Text(f"error: {' '.join(str(message).split())}", style="red"))
 
 
+def ValidationError_():  # noqa: N802 - lazy import of pydantic's error class
+    from pydantic import ValidationError
+
+    return ValidationError
+
+
 def handle_errors(func):
     """Decorator for commands: clean one-line errors, exit 2 for bad data, 1 for anything else."""
 
@@ -84,6 +90,13 @@ def handle_errors(func):
             if debug_enabled():
                 traceback.print_exc()
             print_error(str(e))
+            raise typer.Exit(EXIT_DATA_ERROR) from None
+        except ValidationError_() as e:  # invalid configuration (file or options)
+            if debug_enabled():
+                traceback.print_exc()
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "configuration"
+            print_error(f"configuration, setting '{where}': {first.get('msg')} (got {first.get('input')!r})")
             raise typer.Exit(EXIT_DATA_ERROR) from None
         except KeyboardInterrupt:
             print_error("interrupted")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import numpy as np  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -102,14 +103,79 @@ def recovery(args) -> dict:
     return {"summary": summary, "n_datasets": args.seeds, "draws": args.draws, "rows": rows}
 
 
+def pipeline_case(args) -> dict:
+    """Cases (a) and (e): the full two-step production run on 208 x 4 (wall per step, peak RSS),
+    then the same command again (warm re-run: finished steps are reused)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        code = ("import json, resource, sys, time; from ltae import pipeline; "
+                "from ltae.data.synthetic import generate_synthetic_data, save_to_csv; "
+                "save_to_csv(generate_synthetic_data(seed=1), sys.argv[1] + '/data'); t = time.perf_counter(); "
+                "r = pipeline.run(sys.argv[1] + '/data', sys.argv[1] + '/out', "
+                "{'sampling': {'draws': int(sys.argv[2]), 'tune': int(sys.argv[2])}}, "
+                "store_path=sys.argv[1] + '/s.duckdb'); "
+                "print(json.dumps({'wall_s': time.perf_counter() - t, 'steps': r.timings, "
+                "'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
+                "'short_term': r.diagnostics['short_term'], 'long_term': r.diagnostics['long_term']}))")
+        for label in ("cold", "warm"):
+            t = time.perf_counter()
+            p = subprocess.run([sys.executable, "-c", code, tmp, str(args.draws)], capture_output=True, text=True)
+            wall = time.perf_counter() - t
+            if p.returncode:
+                out[label] = {"error": p.stderr[-2000:]}
+                continue
+            res = json.loads(p.stdout.strip().splitlines()[-1])
+            res["process_wall_s"] = wall
+            out[label] = res
+            print(f"{label}: {wall:6.1f}s process, {res['wall_s']:6.1f}s pipeline, peak RSS "
+                  f"{res['peak_rss_mb']:.0f} MB, steps {json.dumps({k: round(v, 1) for k, v in res['steps'].items()})}",
+                  flush=True)
+    return out
+
+
+def scale_case(args) -> dict:
+    """Cases (c) and (d): 500 weeks x 10 channels x 5 controls (NUTS), 1000 weeks (NUTS and ADVI)."""
+    from ltae.data.synthetic import generate_synthetic_data
+    from ltae.models.mmm import ShortTermMMM
+
+    out = {}
+    chans = [f"ch{i}" for i in range(10)]
+    for label, weeks, channels, sampler in (("500x10x5_nutpie", 500, chans, "nutpie"),
+                                             ("1000x4_nutpie", 1000, None, "nutpie"),
+                                             ("1000x4_advi", 1000, None, "advi")):
+        d = generate_synthetic_data(n_weeks=weeks, seed=7, **({"channels": channels} if channels else {}))
+        ctrl = d.competitor_activity.drop(columns="Date").join(d.macroeconomic_indicators.drop(columns="Date"))
+        if channels:  # a fifth control
+            ctrl["Noise_Control"] = np.random.default_rng(0).normal(size=weeks)
+        m = ShortTermMMM(d.sales.revenue.values, d.spend_wide.values, ctrl.values, d.params.channels,
+                         list(ctrl.columns))
+        t = time.perf_counter()
+        m.fit(draws=args.draws, tune=args.draws, chains=4, sampler=sampler, seed=1)
+        wall = time.perf_counter() - t
+        s = m.summary()
+        roi = m.short_term_roi_draws()
+        truth = np.array([d.truth["channels"][c]["short_term_roi"] for c in d.params.channels])
+        lo, hi = np.quantile(roi, [0.025, 0.975], axis=0)
+        out[label] = {"wall_s": wall, "compile_s": m.fit_info.get("compile_s"), "max_rhat": s["max_rhat"],
+                      "min_ess_bulk": s["min_ess_bulk"], "divergences": s["divergences"],
+                      "coverage": float(np.mean((lo <= truth) & (truth <= hi)))}
+        print(f"{label:18s} wall {wall:7.1f}s  R-hat {s['max_rhat']:.3f}  ESS {s['min_ess_bulk']:7.0f}  "
+              f"div {s['divergences']:4d}  ST-ROI coverage {out[label]['coverage']:.2f}", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
-    ap.add_argument("case", choices=["timing", "recovery"], nargs="?", default="timing")
+    ap.add_argument("case", choices=["timing", "recovery", "pipeline", "scale"], nargs="?", default="timing")
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--samplers", nargs="+", default=["nutpie", "numpyro"])
     args = ap.parse_args()
-    res = timing(args) if args.case == "timing" else recovery(args)
+    res = {"timing": timing, "recovery": recovery, "pipeline": pipeline_case, "scale": scale_case}[args.case](args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.case == "recovery":
         for kind, name in (("short_term", "recovery_short_term.json"), ("long_term", "recovery_long_term.json")):
@@ -119,8 +185,9 @@ def main() -> None:
             (RESULTS / name).write_text(json.dumps(part, indent=2, default=float))
             print(f"wrote {RESULTS / name}")
     else:
-        (RESULTS / "timing_208x4.json").write_text(json.dumps(res, indent=2, default=float))
-        print(f"wrote {RESULTS / 'timing_208x4.json'}")
+        name = {"timing": "timing_208x4.json", "pipeline": "pipeline_208x4.json", "scale": "scale.json"}[args.case]
+        (RESULTS / name).write_text(json.dumps(res, indent=2, default=float))
+        print(f"wrote {RESULTS / name}")
 
 
 if __name__ == "__main__":

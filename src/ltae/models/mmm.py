@@ -64,6 +64,8 @@ class MMMPriors(BaseModel):
     roi_mu_mean: float = 1.0
     roi_mu_sd: float = 2.0
     roi_sigma_sd: float = 1.0
+    shared_sigma: bool = False  # one between-channel scale for all groups instead of one per group
+    roi_sigma_fixed: float | None = None  # a known within-group spread instead of a learned one
 
     def scaled(self, factor: float) -> MMMPriors:
         """Priors with every scale parameter multiplied by ``factor`` (prior sensitivity)."""
@@ -256,7 +258,12 @@ class ShortTermMMM:
                 # hierarchical prior on each channel's ROI (currency per currency unit): scale-free
                 # across channels of any size; beta follows as roi * spend / sum(saturated spend)
                 mu_g = pm.Normal("group_mu", p.roi_mu_mean, p.roi_mu_sd, dims="group")
-                sd_g = pm.HalfNormal("group_sigma", p.roi_sigma_sd, dims="group")
+                if p.roi_sigma_fixed is not None:  # partial pooling with a known within-group spread
+                    sd_g = pt.as_tensor(np.full(len(self.group_names), p.roi_sigma_fixed))
+                elif p.shared_sigma:  # one between-channel scale for all groups
+                    sd_g = pm.HalfNormal("group_sigma", p.roi_sigma_sd) * pt.ones(len(self.group_names))
+                else:
+                    sd_g = pm.HalfNormal("group_sigma", p.roi_sigma_sd, dims="group")
                 if p.centered_beta:
                     roi = pm.Normal("roi", mu_g[gi], sd_g[gi], dims="channel")
                 else:

@@ -58,6 +58,7 @@ class SamplerSettings:
     seed: int = 42
     progressbar: bool = False
     advi_iterations: int = 30_000
+    nutpie_adaptation: str = "diag"  # "diag" | "low_rank" (nutpie's mass-matrix adaptation)
 
 
 @dataclass
@@ -105,7 +106,7 @@ def sample(model, settings: SamplerSettings, var_names=None) -> SampleResult:
         timings["compile_s"] = time.perf_counter() - tc
         idata = nutpie.sample(
             compiled, draws=s.draws, tune=s.tune, chains=s.chains, cores=cores, seed=s.seed,
-            target_accept=s.target_accept, progress_bar=s.progressbar,
+            target_accept=s.target_accept, progress_bar=s.progressbar, adaptation=s.nutpie_adaptation,
         )
     else:  # pymc
         import multiprocessing as mp

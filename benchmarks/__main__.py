@@ -57,13 +57,15 @@ def recovery(args) -> dict:
     import pandas as pd
 
     from ltae import pipeline
-    from ltae.data.synthetic import generate_synthetic_data, save_to_csv
+    from ltae.data.synthetic import default_params, generate_synthetic_data, save_to_csv
 
     rows = []
     for k in range(args.seeds):
         seed = 100 + k
         with tempfile.TemporaryDirectory() as tmp:
-            d = generate_synthetic_data(seed=seed)
+            # --zero-lt: Events gets no long-term effect (its interval should contain 0)
+            params = default_params(lt_roi=[3.0, 0.0, 0.5, 2.0]) if args.zero_lt else None
+            d = generate_synthetic_data(seed=seed, params=params)
             save_to_csv(d, Path(tmp) / "data")
             t = time.perf_counter()
             res = pipeline.run(Path(tmp) / "data", Path(tmp) / "out",
@@ -174,11 +176,15 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--samplers", nargs="+", default=["nutpie", "numpyro"])
+    ap.add_argument("--zero-lt", action="store_true", help="recovery: one channel without long-term effect")
     args = ap.parse_args()
     res = {"timing": timing, "recovery": recovery, "pipeline": pipeline_case, "scale": scale_case}[args.case](args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.case == "recovery":
-        for kind, name in (("short_term", "recovery_short_term.json"), ("long_term", "recovery_long_term.json")):
+        pairs = (("short_term", "recovery_short_term.json"), ("long_term", "recovery_long_term.json"))
+        if args.zero_lt:
+            pairs = (("long_term", "recovery_long_term_zero_effect.json"),)
+        for kind, name in pairs:
             part = {"summary": res["summary"][kind], "total": res["summary"]["total"], "n_datasets": res["n_datasets"],
                     "draws": res["draws"], "rows": [{k: v for k, v in r.items() if k.startswith((kind, "seed",
                                                      "channel", "wall", "st_", "lt_"))} for r in res["rows"]]}

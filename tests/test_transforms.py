@@ -34,3 +34,19 @@ def test_hill_value_and_safe_gradient_at_zero():
     naive = (xs**k / (lam**k + xs**k)).sum()
     g_naive = pytensor.function([xs, k, lam], pt.grad(naive, xs))(x, 0.5, 1.0)
     assert not np.all(np.isfinite(g_naive))
+
+
+def test_prefix_kalman_likelihood_equals_scan_filter():
+    """The loop-free local-level likelihood equals the textbook Kalman filter, value and gradient."""
+    from ltae.models.mmm import local_level_loglik
+
+    rng = np.random.default_rng(0)
+    for T in (1, 2, 7, 100):
+        e = pt.as_tensor(1.0 + 0.1 * rng.normal(size=T))
+        s, q = pt.dscalar(), pt.dscalar()
+        outs = []
+        for method in ("prefix", "scan"):
+            ll = local_level_loglik(e, s, q, 1.0, 1.0, n=T, method=method)
+            outs.append(pytensor.function([s, q], [ll, *pt.grad(ll, [s, q])]))
+        for sv, qv in ((0.05, 0.01), (0.008, 0.02), (0.3, 1e-4)):
+            np.testing.assert_allclose(outs[0](sv, qv), outs[1](sv, qv), rtol=1e-9, atol=1e-6)

@@ -59,11 +59,13 @@ class MMMPriors(BaseModel):
     level_sd: float = 0.05  # HalfNormal scale of weekly level innovations (share of mean sales)
     noise_sd: float = 0.1  # HalfNormal scale of observation noise (share of mean sales)
     centered_beta: bool = False  # non-centred: 4 vs 96 divergences on the 208x4 benchmark data
-    # "roi": hierarchical prior on ROI (default, see README); "beta": the spec's prior on beta
+    # "roi": hierarchical prior on ROI (default, see README); "beta": the spec's prior on beta.
+    # The ROI prior is on ROI relative to r0 = total sales / total spend (the return if all sales
+    # came from media), so it is unit-free: spend in thousands gives ROI x 1000, exactly.
     effect_scale: Literal["roi", "beta"] = "roi"
-    roi_mu_mean: float = 1.0
-    roi_mu_sd: float = 2.0
-    roi_sigma_sd: float = 1.0
+    roi_mu_mean: float = 0.1  # group mean of ROI / r0: media drive ~10% of sales, a priori
+    roi_mu_sd: float = 0.2
+    roi_sigma_sd: float = 0.1
     shared_sigma: bool = False  # one between-channel scale for all groups instead of one per group
     roi_sigma_fixed: float | None = None  # a known within-group spread instead of a learned one
 
@@ -86,27 +88,59 @@ def default_channel_groups(channels) -> dict[str, list[str]]:
     return groups
 
 
-def local_level_loglik(e, sigma, sigma_level, m0: float, p0: float):
+def local_level_loglik(e, sigma, sigma_level, m0: float, p0: float, n: int | None = None,
+                       method: str = "prefix"):
     """Log-likelihood of e[t] = level[t] + N(0, sigma^2), level[t] = level[t-1] + N(0, sigma_level^2),
-    level[0] ~ N(m0, p0), with the level integrated out (scalar Kalman filter, O(T))."""
+    level[0] ~ N(m0, p0), with the level integrated out exactly (scalar Kalman filter).
+
+    ``method="prefix"`` (default) has no loop: the predicted variances follow a constant Riccati
+    (Moebius) map, which has a closed form, and the predicted means follow a linear recurrence
+    a[t+1] = (1 - K[t]) a[t] + K[t] e[t], evaluated by a parallel prefix (Hillis-Steele) over
+    ceil(log2 T) levels of element-wise operations. It compiles in a fraction of the time of a
+    ``scan`` (numba and JAX) and vectorises. ``method="scan"`` is the textbook filter (for tests)."""
     import pytensor
     import pytensor.tensor as pt
 
     s2 = sigma**2
     q = sigma_level**2
+    if method == "scan":
+        def step(e_t, a, P, s2, q):
+            F = P + s2
+            v = e_t - a
+            K = P / F
+            ll = -0.5 * (pt.log(2 * np.pi * F) + v**2 / F)
+            return a + K * v, P * (1 - K) + q, ll
 
-    def step(e_t, a, P, s2, q):
-        F = P + s2
-        v = e_t - a
-        K = P / F
-        ll = -0.5 * (pt.log(2 * np.pi * F) + v**2 / F)
-        return a + K * v, P * (1 - K) + q, ll
-
-    a0 = pt.as_tensor(np.float64(m0))
-    P0 = pt.as_tensor(np.float64(p0))
-    (_, _, ll), _ = pytensor.scan(step, sequences=[e], outputs_info=[a0, P0, None],
-                                  non_sequences=[s2, q], strict=True)
-    return ll.sum()
+        a0 = pt.as_tensor(np.float64(m0))
+        P0 = pt.as_tensor(np.float64(p0))
+        (_, _, ll), _ = pytensor.scan(step, sequences=[e], outputs_info=[a0, P0, None],
+                                      non_sequences=[s2, q], strict=True)
+        return ll.sum()
+    n = n if n is not None else e.type.shape[0]
+    if n is None:
+        raise ValueError("local_level_loglik needs the series length n")
+    # predicted variances: P[t+1] = f(P[t]), f(P) = ((s2 + q) P + q s2) / (P + s2), P[0] = p0
+    root = pt.sqrt(q**2 + 4 * q * s2)
+    p_hi, p_lo = (q + root) / 2, (q - root) / 2  # fixed points (steady state, negative one)
+    k = (s2 + q - p_hi) / (s2 + q - p_lo)  # contraction factor in (0, 1)
+    u0 = (p0 - p_hi) / (p0 - p_lo)
+    u = u0 * k ** pt.arange(n, dtype="float64")
+    P = (p_hi - p_lo * u) / (1 - u)
+    F = P + s2
+    K = P / F
+    # predicted means: a[0] = m0, a[t+1] = c[t] a[t] + d[t] with c = 1 - K, d = K e.
+    # Inclusive prefix of the affine maps (c, d) gives a[t+1]; shift by one for a[t].
+    c, d = 1 - K, K * e
+    shift = 1
+    while shift < n:
+        c_prev = pt.concatenate([pt.ones(shift), c[:-shift]])
+        d_prev = pt.concatenate([pt.zeros(shift), d[:-shift]])
+        c, d = c * c_prev, c * d_prev + d
+        shift *= 2
+    a_next = c * m0 + d  # a[t+1]
+    a = pt.concatenate([pt.as_tensor(np.array([m0], dtype="float64")), a_next[:-1]])
+    v = e - a
+    return -0.5 * (pt.sum(pt.log(2 * np.pi * F)) + pt.sum(v**2 / F))
 
 
 def kalman_smoother_np(e: np.ndarray, sigma: np.ndarray, sigma_level: np.ndarray, m0: float, p0: float):
@@ -150,6 +184,7 @@ class _Design:
     controls: np.ndarray  # (T, J) standardised
     fourier: np.ndarray  # (T, 2K)
     spend_share: np.ndarray  # (C,) window spend / y_scale
+    roi_ref: float  # r0 = total sales / total spend
 
 
 class ShortTermMMM:
@@ -233,6 +268,7 @@ class ShortTermMMM:
             controls=(controls - self.ctrl_mean) / self.ctrl_sd if controls.shape[1] else controls,
             fourier=_fourier(t, self.priors.fourier_order, self.priors.period),
             spend_share=spend.sum(axis=0) / self.y_scale,
+            roi_ref=float(np.sum(np.abs(self.sales)) / max(float(self.spend.sum()), 1e-12)),
         )
 
     def build_model(self):
@@ -265,12 +301,15 @@ class ShortTermMMM:
                 else:
                     sd_g = pm.HalfNormal("group_sigma", p.roi_sigma_sd, dims="group")
                 if p.centered_beta:
-                    roi = pm.Normal("roi", mu_g[gi], sd_g[gi], dims="channel")
+                    rel = pm.Normal("roi_rel", mu_g[gi], sd_g[gi], dims="channel")
                 else:
                     z = pm.Normal("roi_raw", 0.0, 1.0, dims="channel")
-                    roi = pm.Deterministic("roi", mu_g[gi] + sd_g[gi] * z, dims="channel")
+                    rel = mu_g[gi] + sd_g[gi] * z
+                roi = pm.Deterministic("roi", rel * d.roi_ref, dims="channel")
                 spend_share = pm.Data("spend_share", d.spend_share)  # window spend / y_scale
-                beta = pm.Deterministic("beta", roi * spend_share / (sat.sum(axis=0) + 1e-12), dims="channel")
+                # not stored as a Deterministic: that would compile the media graph twice (the
+                # trace "expand" function); beta draws are recomputed in numpy (``draws("beta")``)
+                beta = roi * spend_share / (sat.sum(axis=0) + 1e-12)
             else:  # the spec's beta ~ N(mu_group, sigma_group) on the scale of mean sales
                 mu_g = pm.Normal("group_mu", 0.0, p.group_mu_sd, dims="group")
                 sd_g = pm.HalfNormal("group_sigma", p.group_sigma_sd, dims="group")
@@ -292,7 +331,8 @@ class ShortTermMMM:
             sigma_level = pm.HalfNormal("sigma_level", p.level_sd)
             sigma = pm.HalfNormal("sigma", p.noise_sd)
             # local level marginalised exactly with a Kalman filter: level0 ~ N(1, intercept_sd^2)
-            loglik = local_level_loglik(pm.Data("sales_scaled", d.y) - mu, sigma, sigma_level, 1.0, p.intercept_sd ** 2)
+            loglik = local_level_loglik(pm.Data("sales_scaled", d.y) - mu, sigma, sigma_level, 1.0,
+                                        p.intercept_sd**2, n=T)
             pm.Potential("y_loglik", loglik)
         self.model = model
         return model
@@ -317,7 +357,17 @@ class ShortTermMMM:
 
     def draws(self, name):
         self._require_fit()
+        if name == "beta" and self.priors.effect_scale == "roi":
+            return self._beta_from_roi()
         return sampling.stacked(self.idata, name)
+
+    def _beta_from_roi(self) -> np.ndarray:
+        """beta = roi * (window spend / y_scale) / sum_t Hill(Adstock(spend)) for each draw."""
+        d = self._design()
+        ad = geometric_adstock_from_stack(d.stack, self.draws("adstock_alpha"), self.priors.l_max,
+                                          self.priors.normalize_adstock)
+        sat = hill(ad, self.draws("hill_kappa")[:, None, :], self.draws("hill_lambda")[:, None, :])
+        return self.draws("roi") * d.spend_share[None, :] / (sat.sum(axis=1) + 1e-12)
 
     def media_contributions(self, spend=None, thin: int = 1) -> np.ndarray:
         """Posterior draws of each channel's contribution in currency: (S, T, C)."""

@@ -544,9 +544,12 @@ def runs(
     from ltae.store.results import list_runs, run_roi
 
     df = run_roi(store, run_id) if run_id else list_runs(store)
+    if not run_id:
+        df = df[[c for c in ("run_id", "created", "n_weeks", "n_channels", "sampler", "total_s", "checks")
+                 if c in df.columns]]
     t = Table(title=f"{'ROI of ' + run_id if run_id else 'Runs'} ({store})")
     for c in df.columns:
-        t.add_column(str(c))
+        t.add_column(str(c), no_wrap=c in ("run_id", "channel", "created"))
     for row in df.itertuples(index=False):
         t.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
     out_console().print(t)

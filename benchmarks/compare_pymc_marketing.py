@@ -70,21 +70,25 @@ def diagnostics(idata, names) -> dict:
     rhat_all = np.concatenate([np.ravel(rhat[n].values) for n in names])
     per_var = {n: {"min_ess_bulk": float(np.nanmin(ess[n].values)), "max_rhat": float(np.nanmax(rhat[n].values))}
                for n in names}
-    div = 0
+    div, div_chain = 0, None
     try:
         ss = idata["sample_stats"]
         ss = ss.to_dataset() if hasattr(ss, "to_dataset") else ss
         for key in ("diverging", "divergences"):
             if key in ss:
-                div = int(np.asarray(ss[key].values).sum())
+                arr = np.asarray(ss[key].values)
+                div, div_chain = int(arr.sum()), [int(x) for x in arr.reshape(arr.shape[0], -1).sum(axis=1)]
                 break
     except (KeyError, TypeError):
         pass
     attrs = dict(post.attrs)
+    weakest = min(per_var, key=lambda n: per_var[n]["min_ess_bulk"])
+    wv = ds[weakest].values  # (chain, draw, ...): chain means show a stuck or separated chain
+    chain_means = wv.reshape(wv.shape[0], wv.shape[1], -1).mean(axis=1)
     return {"free_vars": names, "n_params": int(ess_all.size),
             "min_ess_bulk": float(np.nanmin(ess_all)), "median_ess_bulk": float(np.nanmedian(ess_all)),
-            "max_rhat": float(np.nanmax(rhat_all)), "divergences": div,
-            "weakest": min(per_var, key=lambda n: per_var[n]["min_ess_bulk"]), "per_var": per_var,
+            "max_rhat": float(np.nanmax(rhat_all)), "divergences": div, "divergences_per_chain": div_chain,
+            "weakest": weakest, "weakest_chain_means": chain_means.round(4).tolist(), "per_var": per_var,
             "sampling_time_attr": float(attrs["sampling_time"]) if "sampling_time" in attrs else None,
             "n_draws": int(ds.sizes["chain"] * ds.sizes["draw"])}
 
@@ -154,6 +158,27 @@ def run_pmm(sampler: str, draws: int, tune: int, pymc_limit: float) -> dict:
     return out
 
 
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process and its waited-for children (PyMC's chain processes)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def _source_state() -> dict:
+    """Which version of our model was measured: commit, and a hash of uncommitted changes under src/."""
+    import hashlib
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+        diff = subprocess.run(["git", "diff", "HEAD", "--", "src"], cwd=root, capture_output=True, text=True).stdout
+        return {"commit": head, "src_dirty": bool(diff),
+                "src_diff_sha1": hashlib.sha1(diff.encode()).hexdigest() if diff else None}
+    except Exception as e:  # noqa: BLE001
+        return {"error": str(e)}
+
+
 def _row(name: str, r: dict) -> str:
     if "error" in r or "skipped" in r:
         return f"{name:14s} {('SKIPPED: ' + r['skipped']) if 'skipped' in r else 'ERROR: ' + r['error']}"
@@ -185,11 +210,13 @@ def main(argv=None) -> dict:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning)
 
+    source = _source_state()
     results: dict = {}
     print(f"draws {args.draws}  tune {tune}  chains {CHAINS}  target_accept {TARGET_ACCEPT}", flush=True)
     for name in configs:
         model, sampler = name.split("-", 1)
         print(f"... {name}", flush=True)
+        cpu0, t0 = _cpu_s(), time.perf_counter()
         try:
             r = run_ours(sampler, args.draws, tune) if model == "ours" else run_pmm(
                 sampler, args.draws, tune, args.pymc_limit)
@@ -198,6 +225,8 @@ def main(argv=None) -> dict:
                 r["median_ess_per_s"] = r["median_ess_bulk"] / r["wall_s"]
         except Exception as e:  # noqa: BLE001 - record and go on
             r = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=6)}
+        # contention check: this process's CPU use vs the 2-core wall, and the machine's load
+        r["cpu_s"], r["elapsed_s"], r["loadavg_1m_end"] = _cpu_s() - cpu0, time.perf_counter() - t0, os.getloadavg()[0]
         results[name] = r
         print(_row(name, r), flush=True)
 
@@ -230,7 +259,7 @@ def main(argv=None) -> dict:
             "seasonality": "yearly_seasonality=2", "intercept": "static, library default prior (no trend)",
             "priors": "library defaults", "numpyro": "chain_method=vectorized", "pymc": "cores=min(4, ncpu), spawn",
         },
-        "results": results, "summary": summary,
+        "results": results, "summary": summary, "ltae_source": source,
         "versions": {"pymc": pymc.__version__, "pymc_marketing": pymc_marketing.__version__},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

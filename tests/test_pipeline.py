@@ -152,3 +152,17 @@ def test_bad_config_value_is_a_clear_error(data_dir, tmp_path):
                                  "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "sampler" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_python_api_with_holdout_and_prior_sensitivity(data_dir, tmp_path):
+    import ltae
+
+    cfg = {"sampling": {"draws": 60, "tune": 60, "chains": 2, "seed": 1}, "replicates": 1, "holdout_weeks": 8,
+           "prior_sensitivity": True}
+    res = ltae.run(data_dir, tmp_path / "o", cfg, store_path=tmp_path / "s.duckdb")
+    ho = res.diagnostics["holdout"]
+    assert ho["test_weeks"] == 8 and ho["train_weeks"] == 72 and 0 <= ho["coverage"] <= 1 and ho["mape"] > 0
+    sens = res.diagnostics["prior_sensitivity"]
+    assert sens["factors"] == [0.5, 2.0] and sens["max_relative_change"] >= 0
+    check = {c["check"]: c for c in res.checklist}["Prior sensitivity"]
+    assert check["status"] in ("pass", "warn", "fail")

@@ -149,6 +149,8 @@ def scale_case(args) -> dict:
     for label, weeks, channels, sampler in (("500x10x5_nutpie", 500, chans, "nutpie"),
                                              ("1000x4_nutpie", 1000, None, "nutpie"),
                                              ("1000x4_advi", 1000, None, "advi")):
+        if args.only and label not in args.only:
+            continue
         d = generate_synthetic_data(n_weeks=weeks, seed=7, **({"channels": channels} if channels else {}))
         ctrl = d.competitor_activity.drop(columns="Date").join(d.macroeconomic_indicators.drop(columns="Date"))
         if channels:  # a fifth control
@@ -176,6 +178,7 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--samplers", nargs="+", default=["nutpie", "numpyro"])
+    ap.add_argument("--only", nargs="*", help="scale: run only these cases (e.g. 1000x4_advi)")
     ap.add_argument("--zero-lt", action="store_true", help="recovery: one channel without long-term effect")
     args = ap.parse_args()
     res = {"timing": timing, "recovery": recovery, "pipeline": pipeline_case, "scale": scale_case}[args.case](args)

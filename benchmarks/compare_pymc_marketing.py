@@ -184,7 +184,11 @@ def _row(name: str, r: dict) -> str:
         return f"{name:14s} {('SKIPPED: ' + r['skipped']) if 'skipped' in r else 'ERROR: ' + r['error']}"
     return (f"{name:14s} {r['wall_s']:8.1f} {r['n_params']:4d} {r['min_ess_bulk']:8.0f} {r['median_ess_bulk']:8.0f} "
             f"{r['ess_per_s']:8.2f} {r['median_ess_per_s']:8.2f} {r['max_rhat']:6.3f} {r['divergences']:5d}  "
-            f"{r['weakest']}")
+            f"{_f(r.get('sample_s'), 7, 1)} {_f(r.get('ess_per_sample_s'), 8, 2)}  {r['weakest']}")
+
+
+def _f(x, w, p) -> str:
+    return f"{x:{w}.{p}f}" if x is not None else " " * (w - 1) + "-"
 
 
 def main(argv=None) -> dict:
@@ -223,6 +227,10 @@ def main(argv=None) -> dict:
             if "skipped" not in r:
                 r["ess_per_s"] = r["min_ess_bulk"] / r["wall_s"]
                 r["median_ess_per_s"] = r["median_ess_bulk"] / r["wall_s"]
+                # sampling only (no build/compile): PyMC's recorded sampling time, else wall - compile
+                st = r.get("sampling_time_attr") or (r["wall_s"] - r["compile_s"] if r.get("compile_s") else None)
+                r["sample_s"] = st
+                r["ess_per_sample_s"] = r["min_ess_bulk"] / st if st else None
         except Exception as e:  # noqa: BLE001 - record and go on
             r = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=6)}
         # contention check: this process's CPU use vs the 2-core wall, and the machine's load
@@ -231,17 +239,17 @@ def main(argv=None) -> dict:
         print(_row(name, r), flush=True)
 
     def best(prefix, key):
-        ok = {k: v[key] for k, v in results.items() if k.startswith(prefix) and key in v}
+        ok = {k: v[key] for k, v in results.items() if k.startswith(prefix) and v.get(key) is not None}
         return (max(ok, key=ok.get), ok[max(ok, key=ok.get)]) if ok else (None, None)
 
     summary = {}
-    for key in ("ess_per_s", "median_ess_per_s"):
+    for key in ("ess_per_s", "median_ess_per_s", "ess_per_sample_s"):
         (o_name, o), (p_name, p) = best("ours-", key), best("pmm-", key)
         summary[key] = {"ours_best": o_name, "ours": o, "pmm_best": p_name, "pmm": p,
                         "ratio_ours_over_pmm": (o / p) if o and p else None}
 
     print(f"\n{'config':14s} {'wall_s':>8s} {'npar':>4s} {'minESS':>8s} {'medESS':>8s} {'min/s':>8s} "
-          f"{'med/s':>8s} {'R-hat':>6s} {'div':>5s}  weakest")
+          f"{'med/s':>8s} {'R-hat':>6s} {'div':>5s}  {'samp_s':>7s} {'min/s_s':>8s}  weakest")
     for name, r in results.items():
         print(_row(name, r))
     for key, s in summary.items():

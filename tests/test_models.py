@@ -69,3 +69,11 @@ def test_spec_api(data):
     roi = m.calculate_short_term_roi()
     assert np.isfinite(roi["Google"]["mean"])
     assert m.get_base_sales().shape == (104,)
+
+
+def test_advi_backend(data):
+    """ADVI returns draws split into pseudo-chains that the rest of the code reads like MCMC."""
+    m = ShortTermMMM(data.sales.revenue.values, data.spend_wide.values, channels=data.params.channels)
+    m.fit(draws=100, chains=2, sampler="advi", seed=1, advi_iterations=3000)
+    assert m.short_term_roi_draws().shape == (200, 4)
+    assert np.isfinite(m.get_base_sales()).all()

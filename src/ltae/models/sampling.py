@@ -79,13 +79,15 @@ def sample(model, settings: SamplerSettings, var_names=None) -> SampleResult:
     cores = s.cores or min(s.chains, os.cpu_count() or 1)
     timings: dict = {}
     if s.sampler == "advi":
+        from pymc.variational.callbacks import CheckParametersConvergence
+
         with model:
             approx = pm.fit(
                 n=s.advi_iterations,
                 method="advi",
                 random_seed=s.seed,
                 progressbar=s.progressbar,
-                callbacks=[pm.callbacks.CheckParametersConvergence(tolerance=1e-3, diff="relative")],
+                callbacks=[CheckParametersConvergence(tolerance=1e-3, diff="relative")],
             )
             idata = approx.sample(draws=s.draws * s.chains, random_seed=s.seed)
         idata = _split_chains(idata, s.chains)

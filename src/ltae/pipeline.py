@@ -21,7 +21,7 @@ import pandas as pd
 
 from ltae.analysis.diagnostics import fit_metrics
 from ltae.analysis.optimize import ResponseModel, optimize_budget
-from ltae.analysis.roi import align_draws, roi_table, summarize_draws
+from ltae.analysis.roi import align_draws, roi_table
 from ltae.config import RunConfig
 from ltae.models.bvar import BVAR
 from ltae.models.mmm import ShortTermMMM, _fourier
@@ -355,10 +355,6 @@ def manifest(result: RunResult, cfg: RunConfig, data_hash: str) -> dict:
             "files": sorted(["report.html", "roi.csv", "budget.csv", "diagnostics.json", "prepared_data.csv",
                              "quality.json", "roi_draws.csv", "posteriors/short_term.nc", "posteriors/long_term.nc",
                              *result.figures.values()])}
-
-
-def summarize(draws) -> dict:
-    return summarize_draws(draws)
 
 
 def load_saved_run(run_dir: str | Path):

@@ -19,7 +19,6 @@ contributions and base sales in the currency of sales, ROI in currency per curre
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -515,8 +514,3 @@ class UCM_MMM_Optimized(ShortTermMMM):  # noqa: N801 - the spec's public name
         super().__init__(sales_data, marketing_data, control_data, marketing_channels, control_names,
                          channel_groups, priors, dates)
 
-
-def fit_timed(mmm: ShortTermMMM, **kw) -> float:
-    t = time.perf_counter()
-    mmm.fit(**kw)
-    return time.perf_counter() - t

@@ -58,7 +58,6 @@ def test_spec_api_and_long_term_roi_units():
     assert s["max_rhat"] < 1.1
 
 
-@pytest.mark.slow
 def test_replicates_widen_intervals():
     Y, X = _simulate_varx(208, seed=4)
     rng = np.random.default_rng(0)
@@ -67,3 +66,31 @@ def test_replicates_widen_intervals():
     many = BVAR_Optimized(reps, X, 2).fit(draws=300, tune=300, chains=2, seed=1)
     w = lambda m: np.ptp([m.calculate_long_term_roi(m.calculate_irf(24))["x0"][k] for k in ("lower", "upper")])  # noqa: E731
     assert w(many) > w(one)
+
+
+@pytest.mark.parametrize("T", [24, 200])
+def test_collapsed_sampler_matches_nuts(T):
+    """The collapsed sampler (coefficients integrated out exactly, covariance by independence MH)
+    targets the same posterior as NUTS on the full model: on a short series, where the priors
+    (normal coefficients, LKJ + half-normal covariance) matter, and on a longer one."""
+    Y, X = _simulate_varx(T, seed=5)
+    W = np.sin(np.arange(T) / 5.0)[:, None]
+    post = {}
+    for sampler in ("collapsed", "pymc"):
+        b = BVAR_Optimized(Y, X, 1, ["y1", "y2"], ["x1", "x2"], deterministic=W)
+        b.fit(draws=1000, tune=500, chains=2, cores=1, sampler=sampler, seed=11)
+        post[sampler] = b.idata["posterior"]
+        if sampler == "collapsed":
+            assert b.fit_info["acceptance_rate"] > 0.2
+            assert b.summary()["max_rhat"] < 1.02
+    for v in ("A", "B", "c", "D", "chol_stds"):
+        m1, m2 = (post[s][v].mean(("chain", "draw")).values for s in ("collapsed", "pymc"))
+        s1, s2 = (post[s][v].std(("chain", "draw")).values for s in ("collapsed", "pymc"))
+        assert np.all(np.abs(m1 - m2) <= 0.25 * s2 + 1e-3), v
+        assert np.all(np.abs(s1 / s2 - 1) < 0.2), v
+
+
+def test_bvar_rejects_unknown_sampler():
+    Y, X = _simulate_varx(60, seed=1)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        BVAR_Optimized(Y, X, 1).fit(draws=10, tune=10, sampler="gibbs")

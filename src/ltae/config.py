@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ltae.models.bvar import BVARPriors
+from ltae.models.bvar import BVAR_SAMPLERS, BVARPriors
 from ltae.models.mmm import MMMPriors
 from ltae.models.sampling import SAMPLERS
 
@@ -34,10 +34,15 @@ class SamplingConfig(BaseModel):
     chains: int = Field(4, ge=1)
     target_accept: float = Field(0.9, gt=0.5, lt=1.0)
     seed: int = 42
+    # the long-term model's sampler: "collapsed" (coefficients integrated out exactly, no compile)
+    # or any NUTS/ADVI backend above
+    bvar_sampler: str = "collapsed"
 
     def model_post_init(self, __context) -> None:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}")
+        if self.bvar_sampler not in BVAR_SAMPLERS:
+            raise ValueError(f"bvar_sampler must be one of {', '.join(BVAR_SAMPLERS)}")
 
 
 class RunConfig(BaseModel):
@@ -59,11 +64,22 @@ class RunConfig(BaseModel):
 
     def step_key(self, step: str, data_hash: str) -> str:
         """Hash of what a step depends on (for resuming)."""
-        parts = {"data": data_hash, "sampling": self.sampling.model_dump(), "mmm": self.mmm_priors.model_dump(),
-                 "groups": self.channel_groups}
+        sampling = self.sampling.model_dump(exclude={"bvar_sampler"})
+        parts = {
+            "data": data_hash,
+            "sampling": sampling,
+            "mmm": self.mmm_priors.model_dump(),
+            "groups": self.channel_groups,
+        }
         if step == "bvar":
-            parts.update({"bvar": self.bvar_priors.model_dump(), "replicates": self.replicates,
-                          "season": self.bvar_seasonality})
+            parts.update(
+                {
+                    "bvar_sampler": self.sampling.bvar_sampler,
+                    "bvar": self.bvar_priors.model_dump(),
+                    "replicates": self.replicates,
+                    "season": self.bvar_seasonality,
+                }
+            )
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -65,7 +65,8 @@ def _fit_or_resume(model, step: str, out: Path, key: str, cfg: RunConfig, progre
         except Exception:  # corrupt or unreadable: refit
             pass
     s = cfg.sampling
-    model.fit(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, sampler=s.sampler,
+    sampler = s.bvar_sampler if step == "long_term" else s.sampler
+    model.fit(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, sampler=sampler,
               seed=s.seed)
     art.write_netcdf(post, model.idata)
     art.atomic_write_json(state, {"key": key, "fit_info": model.fit_info})

@@ -11,6 +11,10 @@ Impulse responses: a one-week impulse of ``shock_size`` currency units of spend 
 Y*[0] = B e, Y*[h] = sum_l A_l Y*[h-l]; responses converted back to original units (currency for
 base sales). Long-term ROI = sum over ``horizon`` weeks of the base-sales response per unit of spend.
 
+Sampling: by default the coefficients are integrated out exactly and only Sigma is sampled
+(``bvar_collapsed.py``: no compilation, nearly independent draws, the same posterior); the NUTS and
+ADVI backends sample the full PyMC model built by ``build_model``.
+
 Step-1 uncertainty: the model can be fitted on R posterior draws of base sales at once ("replicates":
 R independent copies of the VAR in one sampler run) and the draws pooled, so long-term intervals
 carry the uncertainty of the short-term decomposition.
@@ -18,11 +22,16 @@ carry the uncertainty of the short-term decomposition.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from ltae.models import sampling
+
+DEFAULT_BVAR_SAMPLER = "collapsed"
+BVAR_SAMPLERS: tuple[str, ...] = ("collapsed", *sampling.SAMPLERS)
 
 
 class BVARPriors(BaseModel):
@@ -166,12 +175,92 @@ class BVAR:
         self.model = model
         return model
 
+    # ---- the collapsed sampler (default): coefficients integrated out, see bvar_collapsed.py -------
+    def design(self, Yr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised (Y, Z) of one replicate; Z = [1, lag 1 vars, ..., lag p vars, exog, det]."""
+        p = self.lags
+        Ys = (Yr - self.y_mean) / self.y_sd
+        T = Ys.shape[0]
+        lagged = _lagged(Ys, p).reshape(T - p, -1)  # [t, l*n + j]
+        X = ((self.exog - self.x_mean) / self.x_sd)[p:]
+        W = ((self.deterministic - self.w_mean) / self.w_sd)[p:]
+        return Ys[p:], np.column_stack([np.ones(T - p), lagged, X, W])
+
+    def prior_variances(self) -> np.ndarray:
+        """Prior variances of vec(G), ordered [equation i, regressor k] -> i*K + k."""
+        pr, p, n = self.priors, self.lags, self.endog.shape[1]
+        if pr.minnesota:
+            own = np.eye(n)[None]
+            sd = pr.minnesota_lambda / np.arange(1, p + 1)[:, None, None] * (own + (1 - own) * pr.minnesota_theta)
+        else:
+            sd = np.broadcast_to(pr.lag_sds()[:, None, None], (p, n, n))
+        m, k = self.exog.shape[1], self.deterministic.shape[1]
+        rows = []
+        for i in range(n):
+            lag_var = np.concatenate([sd[lag, i, :] ** 2 for lag in range(p)])
+            rows.append(np.concatenate([[pr.intercept_sd**2], lag_var, np.full(m, pr.exog_sd**2),
+                                        np.full(k, pr.deterministic_sd**2)]))
+        return np.concatenate(rows)
+
+    def _fit_collapsed(self, draws: int, tune: int, chains: int, seed: int):
+        import xarray as xr
+
+        from ltae.models.bvar_collapsed import sample_collapsed
+
+        p, n = self.lags, self.endog.shape[1]
+        m, k = self.exog.shape[1], self.deterministic.shape[1]
+        v0 = self.prior_variances()
+        data, stats, acc = {}, {}, []
+        dims = {"chain": np.arange(chains), "draw": np.arange(draws)}
+        for r, Yr in enumerate(self.replicates):
+            sfx = f"_r{r}" if self.n_replicates > 1 else ""
+            Y, Z = self.design(Yr)
+            res = sample_collapsed(Y, Z, v0, eta=self.priors.lkj_eta, sigma_sd=self.priors.sigma_sd,
+                                   draws=draws, tune=tune, chains=chains, seed=seed + 7919 * r)
+            G = res["G"]  # (chain, draw, K, n)
+            A = G[:, :, 1:1 + p * n, :].reshape(chains, draws, p, n, n).transpose(0, 1, 2, 4, 3)
+            data[f"A{sfx}"] = (("chain", "draw", "lag", "eq", "var"), A)
+            data[f"B{sfx}"] = (("chain", "draw", "eq", "exog"), np.swapaxes(G[:, :, 1 + p * n:1 + p * n + m, :], 2, 3))
+            data[f"c{sfx}"] = (("chain", "draw", "eq"), G[:, :, 0, :])
+            if k:
+                data[f"D{sfx}"] = (("chain", "draw", "eq", "det"), np.swapaxes(G[:, :, 1 + p * n + m:, :], 2, 3))
+            sig = res["Sigma"]
+            sds = np.sqrt(np.diagonal(sig, axis1=-2, axis2=-1))
+            if n > 1:
+                data[f"chol_stds{sfx}"] = (("chain", "draw", "eq"), sds)
+                data[f"chol_corr{sfx}"] = (("chain", "draw", "eq", "var"),
+                                           sig / (sds[..., :, None] * sds[..., None, :]))
+            else:
+                data[f"sigma{sfx}"] = (("chain", "draw"), sds[..., 0])
+            stats[f"accepted{sfx}"] = (("chain", "draw"), res["accepted"])
+            acc.append(res["acceptance_rate"])
+        coords = {**dims, "lag": np.arange(1, p + 1), "eq": self.endog_names, "var": self.endog_names,
+                  "exog": self.exog_names, "det": self.deterministic_names}
+        post = xr.Dataset(data, coords=coords)
+        ss = xr.Dataset(stats, coords=dims)
+        return xr.DataTree.from_dict({"posterior": post, "sample_stats": ss}), float(np.mean(acc))
+
     def fit(self, draws=1000, tune=1000, chains=4, target_accept=0.9, cores=None, sampler=None, seed=42,
             progressbar=False, **kw):
+        """Sample the posterior. ``sampler="collapsed"`` (default) integrates the coefficients out
+        exactly and samples only the error covariance (no compilation); the NUTS/ADVI backends of
+        ``ltae.models.sampling`` sample the full model built by ``build_model``."""
+        import time
+
+        sampler = sampler or DEFAULT_BVAR_SAMPLER
+        if sampler not in BVAR_SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(BVAR_SAMPLERS)}")
+        if sampler == "collapsed":
+            t0 = time.perf_counter()
+            self.idata, acc = self._fit_collapsed(draws, tune, chains, seed)
+            self.fit_info = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
+                             "replicates": self.n_replicates, "acceptance_rate": acc,
+                             "wall_s": time.perf_counter() - t0}
+            return self
         if self.model is None:
             self.build_model()
         settings = sampling.SamplerSettings(
-            sampler=sampler or sampling.DEFAULT_SAMPLER, draws=draws, tune=tune, chains=chains,
+            sampler=sampler, draws=draws, tune=tune, chains=chains,
             target_accept=target_accept, cores=cores, seed=seed, progressbar=progressbar, **kw)
         res = sampling.sample(self.model, settings)
         self.idata = res.idata
@@ -243,8 +332,8 @@ class BVAR:
         from ltae.analysis.diagnostics import convergence_summary
 
         post = sampling.posterior_dataset(self.idata)
-        names = [v for v in post.data_vars if v.split("_r")[0] in ("A", "B", "c", "D", "sigma")
-                 or v.startswith("chol_stds") or v.startswith("chol_corr")]
+        pat = re.compile(r"^(A|B|c|D|sigma)(_r\d+)?$|^chol(_r\d+)?_(stds|corr)(_r\d+)?$")
+        names = [v for v in post.data_vars if pat.match(v)]
         out = convergence_summary(self.idata, var_names=names)
         # correlation diagonals are constant 1: their R-hat is undefined, drop NaNs already handled
         return out

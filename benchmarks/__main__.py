@@ -60,8 +60,9 @@ def recovery(args) -> dict:
     from ltae.data.synthetic import default_params, generate_synthetic_data, save_to_csv
 
     rows = []
+    prior_override = json.loads(args.mmm_priors) if args.mmm_priors else {}
     for k in range(args.seeds):
-        seed = 100 + k
+        seed = args.seed_start + k
         with tempfile.TemporaryDirectory() as tmp:
             # --zero-lt: Events gets no long-term effect (its interval should contain 0)
             params = default_params(lt_roi=[3.0, 0.0, 0.5, 2.0]) if args.zero_lt else None
@@ -69,7 +70,8 @@ def recovery(args) -> dict:
             save_to_csv(d, Path(tmp) / "data")
             t = time.perf_counter()
             res = pipeline.run(Path(tmp) / "data", Path(tmp) / "out",
-                               {"sampling": {"draws": args.draws, "tune": args.draws, "seed": seed}},
+                               {"sampling": {"draws": args.draws, "tune": args.draws, "seed": seed},
+                                "mmm_priors": prior_override},
                                store_path=Path(tmp) / "s.duckdb")
             wall = time.perf_counter() - t
         for r in res.roi.itertuples():
@@ -102,7 +104,8 @@ def recovery(args) -> dict:
         summary["long_term"]["zero_effect_interval_contains_zero"] = float(
             ((zero.long_term_lower <= 0) & (zero.long_term_upper >= 0)).mean())
     print(json.dumps(summary, indent=2))
-    return {"summary": summary, "n_datasets": args.seeds, "draws": args.draws, "rows": rows}
+    return {"summary": summary, "n_datasets": args.seeds, "draws": args.draws, "seed_start": args.seed_start,
+            "mmm_priors": prior_override, "rows": rows}
 
 
 def pipeline_case(args) -> dict:
@@ -180,6 +183,10 @@ def main() -> None:
     ap.add_argument("--samplers", nargs="+", default=["nutpie", "numpyro"])
     ap.add_argument("--only", nargs="*", help="scale: run only these cases (e.g. 1000x4_advi)")
     ap.add_argument("--zero-lt", action="store_true", help="recovery: one channel without long-term effect")
+    ap.add_argument("--seed-start", type=int, default=100,
+                    help="recovery: first data-set seed (100: the evaluation seeds; 200+: held out for tuning)")
+    ap.add_argument("--mmm-priors", help='recovery: JSON of MMMPriors overrides, e.g. \'{"roi_sigma_sd": 0.3}\'')
+    ap.add_argument("--tag", help="recovery: write recovery_<tag>.json instead of the standard files")
     args = ap.parse_args()
     res = {"timing": timing, "recovery": recovery, "pipeline": pipeline_case, "scale": scale_case}[args.case](args)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -187,9 +194,13 @@ def main() -> None:
         pairs = (("short_term", "recovery_short_term.json"), ("long_term", "recovery_long_term.json"))
         if args.zero_lt:
             pairs = (("long_term", "recovery_long_term_zero_effect.json"),)
+        if args.tag:
+            (RESULTS / f"recovery_{args.tag}.json").write_text(json.dumps(res, indent=2, default=float))
+            print(f"wrote {RESULTS / f'recovery_{args.tag}.json'}")
+            pairs = ()
         for kind, name in pairs:
             part = {"summary": res["summary"][kind], "total": res["summary"]["total"], "n_datasets": res["n_datasets"],
-                    "draws": res["draws"], "rows": [{k: v for k, v in r.items() if k.startswith((kind, "seed",
+                    "draws": res["draws"], "seed_start": res["seed_start"], "mmm_priors": res["mmm_priors"], "rows": [{k: v for k, v in r.items() if k.startswith((kind, "seed",
                                                      "channel", "wall", "st_", "lt_"))} for r in res["rows"]]}
             (RESULTS / name).write_text(json.dumps(part, indent=2, default=float))
             print(f"wrote {RESULTS / name}")

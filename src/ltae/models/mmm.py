@@ -4,7 +4,11 @@
                + Fourier seasonality[t] + eps[t]
 
 * level: local level (Gaussian random walk), integrated out exactly by a Kalman filter inside the
-  likelihood (the sampler sees ~25 parameters, not 200+ latent states; levels are smoothed after);
+  likelihood (levels are smoothed after, draw by draw);
+* the linear effects (channel ROIs with their group means, controls, seasonality) are integrated out
+  too (``marginalize_linear``, default): NUTS samples only adstock, Hill and the four scales (16
+  parameters for 4 channels in 2 groups), and the linear effects are drawn exactly given each draw.
+  Same posterior, no hierarchical funnel: min bulk ESS 1268 vs 453, 0 vs 92 divergences (seed 1, 4x1000);
 * adstock: geometric, ``l_max`` weeks, normalised, alpha_c ~ Beta(3, 3) (pymc-marketing convention);
 * Hill: kappa_c ~ Gamma(1.5, rate 0.3), lambda_c ~ Gamma(2, rate 2 / median positive spend of c)
   on the channel's own currency scale; safe at zero spend (see ``transforms.hill``);
@@ -67,6 +71,10 @@ class MMMPriors(BaseModel):
     roi_sigma_sd: float = 0.1
     shared_sigma: bool = False  # one between-channel scale for all groups instead of one per group
     roi_sigma_fixed: float | None = None  # a known within-group spread instead of a learned one
+    # integrate the linear effects (channel ROIs, group means, controls, seasonality) out of the
+    # likelihood exactly, as the level is; NUTS samples only the nonlinear and scale parameters and the
+    # linear effects are drawn exactly afterwards (effect_scale="roi" only)
+    marginalize_linear: bool = True
 
     def scaled(self, factor: float) -> MMMPriors:
         """Priors with every scale parameter multiplied by ``factor`` (prior sensitivity)."""
@@ -140,6 +148,54 @@ def local_level_loglik(e, sigma, sigma_level, m0: float, p0: float, n: int | Non
     a = pt.concatenate([pt.as_tensor(np.array([m0], dtype="float64")), a_next[:-1]])
     v = e - a
     return -0.5 * (pt.sum(pt.log(2 * np.pi * F)) + pt.sum(v**2 / F))
+
+
+def local_level_whiten(E, sigma, sigma_level, m0, p0: float, n: int):
+    """Kalman innovations of the columns of E (T, q), each scaled to unit variance, for the local
+    level model of ``local_level_loglik``; column j starts from level mean m0[j] (m0 a numpy vector).
+    Linear in each column, so whitened(X @ L) = whitened(X) @ L for the zero-mean columns.
+    Returns (whitened (T, q), sum_t log F[t])."""
+    import pytensor.tensor as pt
+
+    s2 = sigma**2
+    q = sigma_level**2
+    root = pt.sqrt(q**2 + 4 * q * s2)
+    p_hi, p_lo = (q + root) / 2, (q - root) / 2
+    k = (s2 + q - p_hi) / (s2 + q - p_lo)
+    u0 = (p0 - p_hi) / (p0 - p_lo)
+    u = u0 * k ** pt.arange(n, dtype="float64")
+    P = (p_hi - p_lo * u) / (1 - u)
+    F = P + s2
+    K = P / F
+    m0 = np.asarray(m0, dtype="float64")
+    c, d = 1 - K, K[:, None] * E
+    shift = 1
+    while shift < n:
+        c_prev = pt.concatenate([pt.ones(shift), c[:-shift]])
+        d_prev = pt.concatenate([pt.zeros((shift, d.shape[1])), d[:-shift]], axis=0)
+        c, d = c * c_prev, c[:, None] * d_prev + d
+        shift *= 2
+    a_next = c[:, None] * m0[None, :] + d
+    a = pt.concatenate([pt.as_tensor(m0[None, :]), a_next[:-1]], axis=0)
+    return (E - a) / pt.sqrt(F)[:, None], pt.sum(pt.log(F))
+
+
+def local_level_whiten_np(E: np.ndarray, sigma: np.ndarray, sigma_level: np.ndarray, m0: np.ndarray,
+                          p0: float) -> np.ndarray:
+    """numpy twin of ``local_level_whiten`` vectorised over draws: E (S, T, q), sigma (S,)."""
+    S, T, q = E.shape
+    s2, ql = sigma**2, sigma_level**2
+    a = np.broadcast_to(np.asarray(m0, float), (S, q)).copy()
+    P = np.full(S, p0, dtype=float)
+    out = np.empty_like(E)
+    for t in range(T):
+        F = P + s2
+        v = E[:, t, :] - a
+        out[:, t, :] = v / np.sqrt(F)[:, None]
+        K = P / F
+        a = a + K[:, None] * v
+        P = P * (1 - K) + ql
+    return out
 
 
 def kalman_smoother_np(e: np.ndarray, sigma: np.ndarray, sigma_level: np.ndarray, m0: float, p0: float):
@@ -270,6 +326,10 @@ class ShortTermMMM:
             roi_ref=float(np.sum(np.abs(self.sales)) / max(float(self.spend.sum()), 1e-12)),
         )
 
+    def _coords(self) -> dict:
+        return {"channel": self.channels, "group": self.group_names, "control": self.control_names,
+                "fourier": np.arange(2 * self.priors.fourier_order)}
+
     def build_model(self):
         import pymc as pm
         import pytensor.tensor as pt
@@ -289,6 +349,10 @@ class ShortTermMMM:
             ad = geometric_adstock_from_stack(stack, alpha, p.l_max, p.normalize_adstock, xp=pt)
             sat = hill(ad, kappa, lam, xp=pt)  # (T, C)
             gi = self.group_index
+            if p.effect_scale == "roi" and p.marginalize_linear:
+                self._marginal_likelihood(pm, pt, sat, d, T)
+                self.model = model
+                return model
             if p.effect_scale == "roi":
                 # hierarchical prior on each channel's ROI (currency per currency unit): scale-free
                 # across channels of any size; beta follows as roi * spend / sum(saturated spend)
@@ -336,6 +400,100 @@ class ShortTermMMM:
         self.model = model
         return model
 
+    # ---- linear effects integrated out ----------------------------------------------------------
+    # Given the nonlinear parameters, sales (scaled) = level + X_lin @ coef + noise with
+    # coef = m + L @ eta, eta ~ N(0, I): eta = [u (groups), z (channels), controls, seasonality],
+    # roi_rel = roi_mu_mean + roi_mu_sd * u[group] + sigma_group[group] * z (the hierarchical prior),
+    # gamma = control_sd * eta_c, season = season_sd * eta_s. The level is whitened by the Kalman
+    # filter, and eta integrates out in closed form: with Z = whitened(X_lin @ L), y~ = whitened(y -
+    # X_lin @ m), P = I + Z'Z, log p(y) = -1/2 [sum log 2 pi F + y~'y~ - y~'Z P^-1 Z'y~ + log|P|].
+    def _linear_blocks(self, sat, sd_g, d: _Design, xp=np):
+        """Scaled columns X_lin @ L (..., T, q) and the prior-mean offset X_lin @ m (..., T)."""
+        p = self.priors
+        G = len(self.group_names)
+        onehot = np.eye(G)[self.group_index]  # (C, G)
+        w = d.roi_ref * d.spend_share / (sat.sum(axis=-2) + 1e-12)  # (..., C)
+        xr = sat * w[..., None, :]  # contribution per unit of roi_rel, (..., T, C)
+        parts = [xr @ (p.roi_mu_sd * onehot), xr * sd_g[..., None, :]]
+        lead = xr.shape[:-2]
+        for block, sd in ((d.controls, p.control_sd), (d.fourier, p.season_sd)):
+            if block.shape[1]:
+                parts.append(xp.broadcast_to(block * sd, lead + block.shape) if xp is np else block * sd)
+        offset = xr.sum(axis=-1) * p.roi_mu_mean
+        return (xp.concatenate(parts, axis=-1), offset)
+
+    def _group_sigma(self, pm, pt):
+        p, G = self.priors, len(self.group_names)
+        if p.roi_sigma_fixed is not None:
+            return pt.as_tensor(np.full(G, p.roi_sigma_fixed))
+        if p.shared_sigma:
+            return pm.HalfNormal("group_sigma", p.roi_sigma_sd) * pt.ones(G)
+        return pm.HalfNormal("group_sigma", p.roi_sigma_sd, dims="group")
+
+    def _marginal_likelihood(self, pm, pt, sat, d: _Design, T: int):
+        import pytensor.tensor.slinalg as sl
+
+        p = self.priors
+        sd_g = self._group_sigma(pm, pt)[self.group_index]  # (C,)
+        XL, offset = self._linear_blocks(sat, sd_g, d, xp=pt)
+        y = pm.Data("sales_scaled", d.y)
+        E = pt.concatenate([(y - offset)[:, None], XL], axis=1)
+        m0 = np.zeros(1 + self._n_eta())
+        m0[0] = 1.0
+        sigma_level = pm.HalfNormal("sigma_level", p.level_sd)
+        sigma = pm.HalfNormal("sigma", p.noise_sd)
+        Wt, sum_log_f = local_level_whiten(E, sigma, sigma_level, m0, p.intercept_sd**2, T)
+        yt, Z = Wt[:, 0], Wt[:, 1:]
+        prec = pt.eye(self._n_eta()) + Z.T @ Z
+        Lp = sl.cholesky(prec, lower=True)
+        w = sl.solve_triangular(Lp, Z.T @ yt, lower=True)
+        loglik = -0.5 * (T * np.log(2 * np.pi) + sum_log_f + yt @ yt - w @ w) - pt.sum(pt.log(pt.diag(Lp)))
+        pm.Potential("y_loglik", loglik)
+
+    def _n_eta(self) -> int:
+        return len(self.group_names) + len(self.channels) + self.controls.shape[1] + 2 * self.priors.fourier_order
+
+    def _draw_linear(self, seed: int, chunk: int = 500) -> dict:
+        """Exact draws of the integrated-out linear effects given each posterior draw."""
+        p = self.priors
+        d = self._design()
+        post = sampling.posterior_dataset(self.idata)
+        shape = (post.sizes["chain"], post.sizes["draw"])
+        st = lambda v: sampling.stacked(self.idata, v)  # noqa: E731
+        alpha, kappa, lam = st("adstock_alpha"), st("hill_kappa"), st("hill_lambda")
+        sigma, sigma_level = st("sigma"), st("sigma_level")
+        S, G, C, J = len(sigma), len(self.group_names), len(self.channels), self.controls.shape[1]
+        if p.roi_sigma_fixed is not None:
+            sd = np.full((S, G), p.roi_sigma_fixed)
+        else:
+            sd = st("group_sigma")
+            sd = np.broadcast_to(sd[:, None], (S, G)) if sd.ndim == 1 else sd
+        rng = np.random.default_rng(seed)
+        q = self._n_eta()
+        eta = np.empty((S, q))
+        m0 = np.zeros(1 + q)
+        m0[0] = 1.0
+        for a in range(0, S, chunk):
+            sl = slice(a, a + chunk)
+            ad = geometric_adstock_from_stack(d.stack, alpha[sl], p.l_max, p.normalize_adstock)
+            sat = hill(ad, kappa[sl, None, :], lam[sl, None, :])
+            XL, offset = self._linear_blocks(sat, sd[sl][:, self.group_index], d)
+            E = np.concatenate([(d.y[None, :] - offset)[..., None], XL], axis=-1)
+            Wt = local_level_whiten_np(E, sigma[sl], sigma_level[sl], m0, p.intercept_sd**2)
+            yt, Z = Wt[..., 0], Wt[..., 1:]
+            Lp = np.linalg.cholesky(np.eye(q) + np.swapaxes(Z, -1, -2) @ Z)
+            w = np.linalg.solve(Lp, (np.swapaxes(Z, -1, -2) @ yt[..., None]))[..., 0]
+            xi = rng.standard_normal(w.shape)
+            eta[sl] = np.linalg.solve(np.swapaxes(Lp, -1, -2), (w + xi)[..., None])[..., 0]
+        u, z = eta[:, :G], eta[:, G:G + C]
+        rel = p.roi_mu_mean + p.roi_mu_sd * u[:, self.group_index] + sd[:, self.group_index] * z
+        out = {"roi": (rel * d.roi_ref, "channel"), "group_mu": (p.roi_mu_mean + p.roi_mu_sd * u, "group")}
+        if J:
+            out["gamma_control"] = (p.control_sd * eta[:, G + C:G + C + J], "control")
+        if p.fourier_order:
+            out["season_coef"] = (p.season_sd * eta[:, G + C + J:], "fourier")
+        return {k: (v.reshape(shape + v.shape[1:]), dim) for k, (v, dim) in out.items()}
+
     def fit(self, draws=1000, tune=1000, chains=4, target_accept=0.9, cores=None, sampler=None,
             seed=42, progressbar=False, **kw):
         if self.model is None:
@@ -347,6 +505,12 @@ class ShortTermMMM:
         self.idata = res.idata
         self.fit_info = {"sampler": res.sampler, "draws": draws, "tune": tune, "chains": chains,
                          "seed": seed, "target_accept": target_accept, **res.timings}
+        if self.priors.effect_scale == "roi" and self.priors.marginalize_linear:
+            import time
+
+            t0 = time.perf_counter()
+            self.idata = sampling.with_posterior_vars(self.idata, self._draw_linear(seed), self._coords())
+            self.fit_info["linear_draws_s"] = time.perf_counter() - t0
         return self
 
     # ---- posterior quantities (numpy, vectorised over draws) ---------------------------------

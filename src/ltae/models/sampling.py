@@ -1,6 +1,7 @@
 """One ``sampler=`` switch over the inference backends.
 
-* ``nutpie``  – nutpie NUTS, chains in threads (numba-compiled; the compile is cached on disk)
+* ``nutpie``  – nutpie NUTS, chains in threads (numba-compiled once per process; pytensor's numba
+  cache on disk shortens later compiles, nutpie's own wrapper is compiled every time)
 * ``pymc``    – PyMC's own NUTS (chains in processes, spawn context: no fork deadlock)
 * ``numpyro`` – NumPyro NUTS through JAX, chains vectorised in one process (CPU or GPU)
 * ``blackjax``– BlackJAX NUTS through JAX, chains vectorised in one process
@@ -154,3 +155,21 @@ def stacked(idata, name):
     v = posterior_dataset(idata)[name]
     arr = v.values
     return arr.reshape((-1,) + arr.shape[2:])
+
+
+def with_posterior_vars(idata, new: dict, coords: dict):
+    """Add variables {name: (array (chain, draw, [dim]), dim or None)} to the posterior group."""
+    import xarray as xr
+
+    post = posterior_dataset(idata)
+    data = {}
+    for name, (arr, dim) in new.items():
+        dims = ("chain", "draw") + ((dim,) if dim else ())
+        data[name] = xr.DataArray(arr, dims=dims, coords={k: post.coords[k] for k in ("chain", "draw")}
+                                  | ({dim: coords[dim]} if dim else {}))
+    post = post.assign(data)
+    if hasattr(idata, "children") or isinstance(idata, xr.DataTree):
+        idata["posterior"] = xr.DataTree(post)
+        return idata
+    idata.posterior = post  # InferenceData
+    return idata

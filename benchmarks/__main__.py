@@ -109,29 +109,37 @@ def recovery(args) -> dict:
 
 
 def pipeline_case(args) -> dict:
-    """Cases (a) and (e): the full two-step production run on 208 x 4 (wall per step, peak RSS),
-    then the same command again (warm re-run: finished steps are reused)."""
+    """Cases (a) and (e): the full two-step production run on 208 x 4 (wall per step, peak RSS), in
+    fresh processes: (1) with empty compile caches (a new machine), (2) a new run with the compile
+    cache on disk warm, (3) the same command again (finished steps reused)."""
     import subprocess
     import sys
     import tempfile
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        code = ("import json, resource, sys, time; from ltae import pipeline; "
+        code = ("import json, resource, sys, time; t0 = time.perf_counter(); from ltae import pipeline; "
                 "from ltae.data.synthetic import generate_synthetic_data, save_to_csv; "
                 "save_to_csv(generate_synthetic_data(seed=1), sys.argv[1] + '/data'); t = time.perf_counter(); "
-                "r = pipeline.run(sys.argv[1] + '/data', sys.argv[1] + '/out', "
+                "r = pipeline.run(sys.argv[1] + '/data', sys.argv[3], "
                 "{'sampling': {'draws': int(sys.argv[2]), 'tune': int(sys.argv[2])}}, "
                 "store_path=sys.argv[1] + '/s.duckdb'); "
-                "print(json.dumps({'wall_s': time.perf_counter() - t, 'steps': r.timings, "
+                "print(json.dumps({'wall_s': time.perf_counter() - t, 'import_s': t - t0, 'steps': r.timings, "
                 "'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
                 "'short_term': r.diagnostics['short_term'], 'long_term': r.diagnostics['long_term']}))")
-        for label in ("cold", "warm"):
+        fresh = Path(tmp) / "fresh_caches"
+        runs = (("cold_empty_caches", "out1", {"PYTENSOR_FLAGS": f"base_compiledir={fresh / 'pytensor'}",
+                                               "LTAE_CACHE_DIR": str(fresh / "ltae")}),
+                ("cold_cached_compile", "out2", {}),
+                ("warm_rerun", "out2", {}))
+        for label, outdir, env in runs:
             t = time.perf_counter()
-            p = subprocess.run([sys.executable, "-c", code, tmp, str(args.draws)], capture_output=True, text=True)
+            p = subprocess.run([sys.executable, "-c", code, tmp, str(args.draws), str(Path(tmp) / outdir)],
+                               capture_output=True, text=True, env={**os.environ, **env})
             wall = time.perf_counter() - t
             if p.returncode:
                 out[label] = {"error": p.stderr[-2000:]}
+                print(label, "failed", p.stderr[-500:])
                 continue
             res = json.loads(p.stdout.strip().splitlines()[-1])
             res["process_wall_s"] = wall

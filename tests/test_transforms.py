@@ -74,12 +74,12 @@ def test_marginal_likelihood_of_linear_effects_is_exact():
     from scipy import stats
 
     from ltae.data.synthetic import generate_synthetic_data
-    from ltae.models.mmm import ShortTermMMM
+    from ltae.models.mmm import MMMPriors, ShortTermMMM
 
     data = generate_synthetic_data(n_weeks=40, seed=2, channels=["Google", "Events"])
     ctrl = data.competitor_activity.drop(columns="Date")
     m = ShortTermMMM(data.sales.revenue.values, data.spend_wide.values, ctrl.values, data.params.channels,
-                     list(ctrl.columns))
+                     list(ctrl.columns), priors=MMMPriors(noise_polar=False))
     model = m.build_model()
     point = {"adstock_alpha": np.array([0.3, 0.6]), "hill_kappa": np.array([0.7, 2.0]),
              "hill_lambda": np.array([0.8, 1.5]), "group_sigma": np.array([0.05, 0.2]), "sigma": 0.08,
@@ -117,3 +117,22 @@ def test_marginal_likelihood_of_linear_effects_is_exact():
     # and the spread is the exact conditional one
     eta_sd = np.sqrt(np.diag(np.linalg.inv(prec)))[G + C:G + C + ctrl.shape[1]]
     np.testing.assert_allclose(gam.std(0), eta_sd, rtol=0.08)
+
+
+def test_polar_noise_scales_have_the_half_normal_prior():
+    """The polar parameterisation of (sigma, sigma_level) keeps the prior: independent half-normals
+    with scales noise_sd and level_sd (prior draws of the model's own expressions)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from ltae.models.mmm import MMMPriors, ShortTermMMM
+
+    m = ShortTermMMM(np.ones(60), np.ones((60, 1)), priors=MMMPriors(noise_sd=0.3, level_sd=0.05))
+    with pm.Model():
+        sigma, sigma_level = m._noise_scales(pm, pt)
+        a, b = pm.draw([sigma, sigma_level], draws=100_000, random_seed=1)
+    hn = np.abs(np.random.default_rng(0).standard_normal(100_000))
+    q = [0.1, 0.5, 0.9]
+    np.testing.assert_allclose(np.quantile(a, q), 0.3 * np.quantile(hn, q), rtol=0.03)
+    np.testing.assert_allclose(np.quantile(b, q), 0.05 * np.quantile(hn, q), rtol=0.03)
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.02

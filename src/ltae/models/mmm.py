@@ -75,6 +75,8 @@ class MMMPriors(BaseModel):
     # likelihood exactly, as the level is; NUTS samples only the nonlinear and scale parameters and the
     # linear effects are drawn exactly afterwards (effect_scale="roi" only)
     marginalize_linear: bool = True
+    # sample (sigma, sigma_level) in polar coordinates (same prior): min ESS 1815 vs 762 (seed 1, 4x1000)
+    noise_polar: bool = True
 
     def scaled(self, factor: float) -> MMMPriors:
         """Priors with every scale parameter multiplied by ``factor`` (prior sensitivity)."""
@@ -391,8 +393,7 @@ class ShortTermMMM:
             if d.fourier.shape[1]:
                 season = pm.Normal("season_coef", 0.0, p.season_sd, dims="fourier")
                 mu = mu + pt.dot(pm.Data("fourier_terms", d.fourier), season)
-            sigma_level = pm.HalfNormal("sigma_level", p.level_sd)
-            sigma = pm.HalfNormal("sigma", p.noise_sd)
+            sigma, sigma_level = self._noise_scales(pm, pt)
             # local level marginalised exactly with a Kalman filter: level0 ~ N(1, intercept_sd^2)
             loglik = local_level_loglik(pm.Data("sales_scaled", d.y) - mu, sigma, sigma_level, 1.0,
                                         p.intercept_sd**2, n=T)
@@ -440,8 +441,7 @@ class ShortTermMMM:
         E = pt.concatenate([(y - offset)[:, None], XL], axis=1)
         m0 = np.zeros(1 + self._n_eta())
         m0[0] = 1.0
-        sigma_level = pm.HalfNormal("sigma_level", p.level_sd)
-        sigma = pm.HalfNormal("sigma", p.noise_sd)
+        sigma, sigma_level = self._noise_scales(pm, pt)
         Wt, sum_log_f = local_level_whiten(E, sigma, sigma_level, m0, p.intercept_sd**2, T)
         yt, Z = Wt[:, 0], Wt[:, 1:]
         prec = pt.eye(self._n_eta()) + Z.T @ Z
@@ -449,6 +449,25 @@ class ShortTermMMM:
         w = sl.solve_triangular(Lp, Z.T @ yt, lower=True)
         loglik = -0.5 * (T * np.log(2 * np.pi) + sum_log_f + yt @ yt - w @ w) - pt.sum(pt.log(pt.diag(Lp)))
         pm.Potential("y_loglik", loglik)
+
+    def _noise_scales(self, pm, pt):
+        """sigma ~ HalfNormal(noise_sd), sigma_level ~ HalfNormal(level_sd), independent. With
+        ``noise_polar`` they are sampled in polar coordinates of the standardised pair, which is the
+        same prior exactly (radius^2 ~ Exponential(1/2), angle ~ Uniform(0, pi/2)): the data pin down
+        the total weekly variation much better than its split into level moves and noise."""
+        p = self.priors
+        if not p.noise_polar:
+            return pm.HalfNormal("sigma", p.noise_sd), pm.HalfNormal("sigma_level", p.level_sd)
+        r = pt.sqrt(pm.Exponential("noise_radius2", 0.5))
+        phi = pm.Uniform("noise_angle", 0.0, np.pi / 2)
+        # not Deterministics (a second compiled function, ~20 s of numba): added after sampling
+        return p.noise_sd * r * pt.cos(phi), p.level_sd * r * pt.sin(phi)
+
+    def _noise_from_polar(self) -> dict:
+        post = sampling.posterior_dataset(self.idata)
+        r, phi = np.sqrt(post["noise_radius2"].values), post["noise_angle"].values
+        return {"sigma": (self.priors.noise_sd * r * np.cos(phi), None),
+                "sigma_level": (self.priors.level_sd * r * np.sin(phi), None)}
 
     def _n_eta(self) -> int:
         return len(self.group_names) + len(self.channels) + self.controls.shape[1] + 2 * self.priors.fourier_order
@@ -505,6 +524,8 @@ class ShortTermMMM:
         self.idata = res.idata
         self.fit_info = {"sampler": res.sampler, "draws": draws, "tune": tune, "chains": chains,
                          "seed": seed, "target_accept": target_accept, **res.timings}
+        if self.priors.noise_polar:
+            self.idata = sampling.with_posterior_vars(self.idata, self._noise_from_polar(), self._coords())
         if self.priors.effect_scale == "roi" and self.priors.marginalize_linear:
             import time
 
@@ -518,10 +539,20 @@ class ShortTermMMM:
         if self.idata is None:
             raise RuntimeError("fit the model first")
 
+    def _memo(self, key, fn):
+        """Posterior quantities are computed once per posterior (the pipeline asks for them often);
+        callers must not modify the returned arrays."""
+        tag = id(self.idata)
+        if getattr(self, "_cache_tag", None) != tag:
+            self._cache, self._cache_tag = {}, tag
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
     def draws(self, name):
         self._require_fit()
         if name == "beta" and self.priors.effect_scale == "roi":
-            return self._beta_from_roi()
+            return self._memo("beta", self._beta_from_roi)
         return sampling.stacked(self.idata, name)
 
     def _beta_from_roi(self) -> np.ndarray:
@@ -534,7 +565,9 @@ class ShortTermMMM:
 
     def media_contributions(self, spend=None, thin: int = 1) -> np.ndarray:
         """Posterior draws of each channel's contribution in currency: (S, T, C)."""
-        spend = self.spend if spend is None else np.asarray(spend, dtype=float)
+        if spend is None:
+            return self._memo(("contrib", thin), lambda: self.media_contributions(self.spend, thin))
+        spend = np.asarray(spend, dtype=float)
         stack = lag_stack(spend / self.spend_scale, self.priors.l_max)
         alpha = self.draws("adstock_alpha")[::thin]
         kappa = self.draws("hill_kappa")[::thin]
@@ -551,6 +584,9 @@ class ShortTermMMM:
 
     def level_states(self, thin: int = 1) -> dict:
         """Kalman filter/smoother of the local level for each draw (internal scale)."""
+        return self._memo(("level", thin), lambda: self._level_states(thin))
+
+    def _level_states(self, thin: int) -> dict:
         e = self.sales[None, :] / self.y_scale - self._regression_scaled(thin)
         return kalman_smoother_np(e, self.draws("sigma")[::thin], self.draws("sigma_level")[::thin],
                                   1.0, self.priors.intercept_sd**2)
@@ -657,7 +693,7 @@ class ShortTermMMM:
 
     def parameter_names(self) -> list[str]:
         names = ["adstock_alpha", "hill_kappa", "hill_lambda", "roi", "beta", "group_mu", "group_sigma",
-                 "sigma_level", "sigma"]
+                 "sigma_level", "sigma", "noise_radius2", "noise_angle"]
         post = sampling.posterior_dataset(self.idata)
         return [n for n in names + ["gamma_control", "season_coef"] if n in post]
 

@@ -340,7 +340,7 @@ def prepare(
 # modelling commands
 # --------------------------------------------------------------------------------------------
 
-SamplerOpt = Annotated[str | None, typer.Option("--sampler", help="nutpie | pymc | numpyro | blackjax | advi.",
+SamplerOpt = Annotated[str | None, typer.Option("--sampler", help="nutpie | nutpie_jax | pymc | numpyro | blackjax | advi.",
                                                 show_default=False)]
 
 

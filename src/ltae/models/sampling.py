@@ -2,6 +2,8 @@
 
 * ``nutpie``  – nutpie NUTS, chains in threads (numba-compiled once per process; pytensor's numba
   cache on disk shortens later compiles, nutpie's own wrapper is compiled every time)
+* ``nutpie_jax`` – nutpie NUTS with the log density compiled by JAX (seconds to compile, cached
+  on disk by JAX; each gradient call goes through Python, so sampling is slower than numba's)
 * ``pymc``    – PyMC's own NUTS (chains in processes, spawn context: no fork deadlock)
 * ``numpyro`` – NumPyro NUTS through JAX, chains vectorised in one process (CPU or GPU)
 * ``blackjax``– BlackJAX NUTS through JAX, chains vectorised in one process
@@ -18,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-SamplerName = Literal["nutpie", "pymc", "numpyro", "blackjax", "advi"]
-SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "numpyro", "blackjax", "advi")
+SamplerName = Literal["nutpie", "nutpie_jax", "pymc", "numpyro", "blackjax", "advi"]
+SAMPLERS: tuple[str, ...] = ("nutpie", "nutpie_jax", "pymc", "numpyro", "blackjax", "advi")
 DEFAULT_SAMPLER: SamplerName = "nutpie"
 
 
@@ -101,11 +103,15 @@ def sample(model, settings: SamplerSettings, var_names=None) -> SampleResult:
                 random_seed=s.seed, nuts_sampler=s.sampler, progressbar=s.progressbar,
                 nuts_sampler_kwargs=kw, var_names=var_names, compute_convergence_checks=False,
             )
-    elif s.sampler == "nutpie":
+    elif s.sampler in ("nutpie", "nutpie_jax"):
         import nutpie
 
         tc = time.perf_counter()
-        compiled = nutpie.compile_pymc_model(model, var_names=var_names)
+        if s.sampler == "nutpie_jax":
+            _setup_jax()
+            compiled = nutpie.compile_pymc_model(model, var_names=var_names, backend="jax", gradient_backend="jax")
+        else:
+            compiled = nutpie.compile_pymc_model(model, var_names=var_names)
         timings["compile_s"] = time.perf_counter() - tc
         idata = nutpie.sample(
             compiled, draws=s.draws, tune=s.tune, chains=s.chains, cores=cores, seed=s.seed,

@@ -82,9 +82,12 @@ def test_optimize_saved_run(run_a):
 @pytest.mark.slow
 def test_kill_during_long_term_then_resume(data_dir, tmp_path):
     out = tmp_path / "k"
+    # the default (collapsed) BVAR fit takes about a second: with nutpie it compiles for 10+ s, so
+    # the kill below lands inside the long-term step
+    cfg = {**CFG, "sampling": {**CFG["sampling"], "bvar_sampler": "nutpie"}}
     code = ("import sys, json; from ltae import pipeline; "
             f"pipeline.run({str(data_dir)!r}, {str(out)!r}, json.loads(sys.argv[1]), store_path={str(tmp_path / 's.duckdb')!r})")
-    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(CFG)], start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(cfg)], start_new_session=True)
     deadline = time.time() + 400
     while time.time() < deadline and not (out / "posteriors" / "short_term.json").exists():
         time.sleep(0.5)
@@ -95,7 +98,8 @@ def test_kill_during_long_term_then_resume(data_dir, tmp_path):
     assert not (out / "roi.csv").exists()
     leftovers = [p for p in out.rglob(".*") if p.is_file()]
     assert not leftovers or all(p.name.startswith(".") for p in leftovers)  # only temporaries, cleaned next run
-    res = pipeline.run(data_dir, out, CFG, store_path=tmp_path / "s.duckdb")
+    assert not (out / "posteriors" / "long_term.json").exists()  # killed inside the long-term step
+    res = pipeline.run(data_dir, out, cfg, store_path=tmp_path / "s.duckdb")
     assert res.diagnostics["short_term"]["resumed"] is True
     assert (out / "roi.csv").is_file()
     assert not [p for p in Path(out).rglob(".*") if p.is_file()]

@@ -77,3 +77,18 @@ def test_advi_backend(data):
     m.fit(draws=100, chains=2, sampler="advi", seed=1, advi_iterations=3000)
     assert m.short_term_roi_draws().shape == (200, 4)
     assert np.isfinite(m.get_base_sales()).all()
+
+
+def test_brand_lag_controls_are_last_weeks_brand_metrics(data, tmp_path):
+    from ltae.data.load import load_dataset
+    from ltae.data.synthetic import save_to_csv
+    from ltae.models.mmm import MMMPriors
+
+    save_to_csv(data, tmp_path / "d")
+    ds = load_dataset(tmp_path / "d")
+    plain = ShortTermMMM.from_dataset(ds)
+    lagged = ShortTermMMM.from_dataset(ds, priors=MMMPriors(brand_lag_controls=True))
+    names = [f"{b}_lag1" for b in ds.brand.columns]
+    assert lagged.control_names == plain.control_names + names
+    np.testing.assert_allclose(lagged.controls[1:, -len(names):], ds.brand.values[:-1])
+    np.testing.assert_allclose(lagged.controls[0, -len(names):], ds.brand.values[0])

@@ -77,6 +77,8 @@ class MMMPriors(BaseModel):
     marginalize_linear: bool = True
     # sample (sigma, sigma_level) in polar coordinates (same prior): min ESS 1815 vs 762 (seed 1, 4x1000)
     noise_polar: bool = True
+    # add last week's brand metrics (awareness, consideration, ...) as controls (``from_dataset``)
+    brand_lag_controls: bool = False
 
     def scaled(self, factor: float) -> MMMPriors:
         """Priors with every scale parameter multiplied by ``factor`` (prior sensitivity)."""
@@ -304,9 +306,15 @@ class ShortTermMMM:
     # ------------------------------------------------------------------------------------------
     @classmethod
     def from_dataset(cls, ds, channel_groups=None, priors=None) -> ShortTermMMM:
+        controls = ds.controls
+        if priors is not None and priors.brand_lag_controls and ds.brand.shape[1]:
+            # last week's brand metrics as controls: the brand-mediated part of base sales is then
+            # not credited to the short-term media effect (the first week repeats its own value)
+            lagged = ds.brand.shift(1).bfill().add_suffix("_lag1")
+            controls = pd.concat([controls, lagged.set_index(controls.index)], axis=1)
         return cls(
-            sales=ds.target.values, spend=ds.spend.values, controls=ds.controls.values,
-            channels=list(ds.spend.columns), control_names=list(ds.controls.columns),
+            sales=ds.target.values, spend=ds.spend.values, controls=controls.values,
+            channels=list(ds.spend.columns), control_names=list(controls.columns),
             channel_groups=channel_groups, priors=priors, dates=ds.dates,
         )
 

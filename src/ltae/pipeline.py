@@ -47,7 +47,8 @@ def _load_posterior(path: Path):
     return tree
 
 
-def _fit_or_resume(model, step: str, out: Path, key: str, cfg: RunConfig, progress) -> tuple[bool, float]:
+def _fit_or_resume(model, step: str, out: Path, key: str, cfg: RunConfig, progress,
+                   sampler: str) -> tuple[bool, float]:
     """Fit ``model`` unless a posterior with the same key exists; returns (resumed, seconds)."""
     post = out / "posteriors" / f"{step}.nc"
     state = out / "posteriors" / f"{step}.json"
@@ -65,7 +66,6 @@ def _fit_or_resume(model, step: str, out: Path, key: str, cfg: RunConfig, progre
         except Exception:  # corrupt or unreadable: refit
             pass
     s = cfg.sampling
-    sampler = s.bvar_sampler if step == "long_term" else s.sampler
     model.fit(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, sampler=sampler,
               seed=s.seed)
     art.write_netcdf(post, model.idata)
@@ -169,8 +169,8 @@ def checklist(short: ShortTermResult, long: LongTermResult, roi: pd.DataFrame, s
     if short.fit_info.get("sampler") == "advi":  # variational: MCMC diagnostics do not apply
         for c in out[:3]:
             c["status"] = "not applicable"
-            c["action"] = ("ADVI is a fast approximation that understates uncertainty (on generated data its "
-                           "95% intervals missed the truth): refit with a NUTS sampler before acting.")
+            c["action"] = ("ADVI is a fast approximation (mean-field: it can understate uncertainty) with no "
+                           "convergence diagnostics: refit with a NUTS sampler before acting.")
     bad = roi[(roi.total_roi_mean <= 0) | (roi.total_roi_mean >= 10)].channel.tolist()
     out.append({"check": "Business logic", "value": len(bad), "threshold": "0 < total ROI < 10 per unit",
                 "status": _status(not bad, True),
@@ -248,7 +248,8 @@ def run(data=None, out="ltae_output", config: RunConfig | dict | None = None,
     progress("short_term", "start")
     mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors)
     resumed_st, timings["short_term_fit_s"] = _fit_or_resume(mmm, "short_term", out,
-                                                             cfg.step_key("short_term", data_hash), cfg, progress)
+                                                             cfg.step_key("short_term", data_hash), cfg, progress,
+                                                             cfg.sampling.sampler)
     t = time.perf_counter()
     short = short_term_result(mmm, ds, cfg.credible_interval)
     timings["short_term_post_s"] = time.perf_counter() - t
@@ -259,7 +260,8 @@ def run(data=None, out="ltae_output", config: RunConfig | dict | None = None,
     base_draws = pick_base_draws(mmm, cfg.replicates, cfg.sampling.seed)
     bvar = build_bvar(ds, base_draws, cfg)
     resumed_lt, timings["long_term_fit_s"] = _fit_or_resume(bvar, "long_term", out,
-                                                            cfg.step_key("bvar", data_hash), cfg, progress)
+                                                            cfg.step_key("bvar", data_hash), cfg, progress,
+                                                            cfg.sampling.bvar_sampler)
     t = time.perf_counter()
     long = long_term_result(bvar, cfg)
     timings["long_term_post_s"] = time.perf_counter() - t

@@ -141,14 +141,8 @@ class BVAR:
         W = ((self.deterministic - self.w_mean) / self.w_sd)[p:]
         coords = {"lag": np.arange(1, p + 1), "eq": self.endog_names, "var": self.endog_names,
                   "exog": self.exog_names, "det": self.deterministic_names, "time": np.arange(T - p)}
-        lag_sd = pr.lag_sds()
-        if pr.minnesota:
-            own = np.eye(n)[None]
-            sd = pr.minnesota_lambda / np.arange(1, p + 1)[:, None, None] * (own + (1 - own) * pr.minnesota_theta)
-            a_mu = np.zeros((p, n, n))
-        else:
-            sd = np.broadcast_to(lag_sd[:, None, None], (p, n, n))
-            a_mu = np.zeros((p, n, n))
+        sd = self.lag_prior_sd()
+        a_mu = np.zeros((p, n, n))
         with pm.Model(coords=coords) as model:
             for r, Yr in enumerate(self.replicates):
                 sfx = f"_r{r}" if self.n_replicates > 1 else ""
@@ -186,14 +180,18 @@ class BVAR:
         W = ((self.deterministic - self.w_mean) / self.w_sd)[p:]
         return Ys[p:], np.column_stack([np.ones(T - p), lagged, X, W])
 
-    def prior_variances(self) -> np.ndarray:
-        """Prior variances of vec(G), ordered [equation i, regressor k] -> i*K + k."""
+    def lag_prior_sd(self) -> np.ndarray:
+        """Prior sd of A[lag, eq, var], (p, n, n): the spec's sqrt(lag) or the Minnesota prior."""
         pr, p, n = self.priors, self.lags, self.endog.shape[1]
         if pr.minnesota:
             own = np.eye(n)[None]
-            sd = pr.minnesota_lambda / np.arange(1, p + 1)[:, None, None] * (own + (1 - own) * pr.minnesota_theta)
-        else:
-            sd = np.broadcast_to(pr.lag_sds()[:, None, None], (p, n, n))
+            return pr.minnesota_lambda / np.arange(1, p + 1)[:, None, None] * (own + (1 - own) * pr.minnesota_theta)
+        return np.broadcast_to(pr.lag_sds()[:, None, None], (p, n, n))
+
+    def prior_variances(self) -> np.ndarray:
+        """Prior variances of vec(G), ordered [equation i, regressor k] -> i*K + k."""
+        pr, p, n = self.priors, self.lags, self.endog.shape[1]
+        sd = self.lag_prior_sd()
         m, k = self.exog.shape[1], self.deterministic.shape[1]
         rows = []
         for i in range(n):

@@ -354,7 +354,7 @@ class ShortTermMMM:
                 else:
                     z = pm.Normal("roi_raw", 0.0, 1.0, dims="channel")
                     rel = mu_g[gi] + sd_g[gi] * z
-                roi = pm.Deterministic("roi", rel * d.roi_ref, dims="channel")
+                roi = pm.Deterministic("roi", rel * pm.Data("roi_ref", d.roi_ref), dims="channel")
                 spend_share = pm.Data("spend_share", d.spend_share)  # window spend / y_scale
                 # not stored as a Deterministic: that would compile the media graph twice (the
                 # trace "expand" function); beta draws are recomputed in numpy (``draws("beta")``)
@@ -392,17 +392,21 @@ class ShortTermMMM:
     # gamma = control_sd * eta_c, season = season_sd * eta_s. The level is whitened by the Kalman
     # filter, and eta integrates out in closed form: with Z = whitened(X_lin @ L), y~ = whitened(y -
     # X_lin @ m), P = I + Z'Z, log p(y) = -1/2 [sum log 2 pi F + y~'y~ - y~'Z P^-1 Z'y~ + log|P|].
-    def _linear_blocks(self, sat, sd_g, d: _Design, xp=np):
-        """Scaled columns X_lin @ L (..., T, q) and the prior-mean offset X_lin @ m (..., T)."""
+    def _linear_blocks(self, sat, sd_g, d: _Design, xp=np, data: dict | None = None):
+        """Scaled columns X_lin @ L (..., T, q) and the prior-mean offset X_lin @ m (..., T).
+        ``data`` holds the model's shared inputs (``roi_weight``, ``controls``, ``fourier``) when
+        building the graph, so that the compiled code does not depend on the data's values."""
         p = self.priors
         G = len(self.group_names)
+        data = data or {"roi_weight": d.roi_ref * d.spend_share, "controls": d.controls, "fourier": d.fourier}
         onehot = np.eye(G)[self.group_index]  # (C, G)
-        w = d.roi_ref * d.spend_share / (sat.sum(axis=-2) + 1e-12)  # (..., C)
+        w = data["roi_weight"] / (sat.sum(axis=-2) + 1e-12)  # (..., C)
         xr = sat * w[..., None, :]  # contribution per unit of roi_rel, (..., T, C)
         parts = [xr @ (p.roi_mu_sd * onehot), xr * sd_g[..., None, :]]
         lead = xr.shape[:-2]
-        for block, sd in ((d.controls, p.control_sd), (d.fourier, p.season_sd)):
-            if block.shape[1]:
+        for name, sd in (("controls", p.control_sd), ("fourier", p.season_sd)):
+            block = data[name]
+            if getattr(d, name).shape[1]:
                 parts.append(xp.broadcast_to(block * sd, lead + block.shape) if xp is np else block * sd)
         offset = xr.sum(axis=-1) * p.roi_mu_mean
         return (xp.concatenate(parts, axis=-1), offset)
@@ -422,7 +426,10 @@ class ShortTermMMM:
 
         p = self.priors
         sd_g = self._group_sigma(pm, pt)[self.group_index]  # (C,)
-        XL, offset = self._linear_blocks(sat, sd_g, d, xp=pt)
+        data = {"roi_weight": pm.Data("roi_weight", d.roi_ref * d.spend_share),  # window spend x r0 / y scale
+                "controls": pm.Data("controls_std", d.controls) if d.controls.shape[1] else d.controls,
+                "fourier": pm.Data("fourier_terms", d.fourier) if d.fourier.shape[1] else d.fourier}
+        XL, offset = self._linear_blocks(sat, sd_g, d, xp=pt, data=data)
         y = pm.Data("sales_scaled", d.y)
         E = pt.concatenate([(y - offset)[:, None], XL], axis=1)
         m0 = np.zeros(1 + self._n_eta())

@@ -1,7 +1,8 @@
 """One ``sampler=`` switch over the inference backends.
 
-* ``nutpie``  – nutpie NUTS, chains in threads (numba-compiled once per process; pytensor's numba
-  cache on disk shortens later compiles, nutpie's own wrapper is compiled every time)
+* ``nutpie``  – nutpie NUTS, chains in threads (numba; pytensor caches each op's code on disk and
+  :mod:`ltae.models.compile_cache` caches nutpie's linked C callback, so only a new model
+  structure pays the LLVM compile)
 * ``nutpie_jax`` – nutpie NUTS with the log density compiled by JAX (seconds to compile, cached
   on disk by JAX; each gradient call goes through Python, so sampling is slower than numba's)
 * ``pymc``    – PyMC's own NUTS (chains in processes, spawn context: no fork deadlock)
@@ -111,7 +112,7 @@ def sample(model, settings: SamplerSettings, var_names=None) -> SampleResult:
             _setup_jax()
             compiled = nutpie.compile_pymc_model(model, var_names=var_names, backend="jax", gradient_backend="jax")
         else:
-            compiled = nutpie.compile_pymc_model(model, var_names=var_names)
+            compiled = _compile_nutpie_numba(model, var_names)
         timings["compile_s"] = time.perf_counter() - tc
         idata = nutpie.sample(
             compiled, draws=s.draws, tune=s.tune, chains=s.chains, cores=cores, seed=s.seed,
@@ -129,6 +130,39 @@ def sample(model, settings: SamplerSettings, var_names=None) -> SampleResult:
     wall = time.perf_counter() - t0
     timings["wall_s"] = wall
     return SampleResult(idata=idata, sampler=s.sampler, wall_s=wall, timings=timings)
+
+
+def _compile_nutpie_numba(model, var_names):
+    """nutpie's numba compile with the C callbacks cached (see :mod:`ltae.models.compile_cache`);
+    ``LTAE_COMPILE_CACHE=0`` turns the cache off."""
+    import nutpie
+
+    from . import compile_cache
+
+    if os.environ.get("LTAE_COMPILE_CACHE", "1") == "0":
+        return nutpie.compile_pymc_model(model, var_names=var_names)
+    directory = cache_dir() / "nutpie"
+    with compile_cache.nutpie_cfunc_cache(directory) as keys:
+        compiled = nutpie.compile_pymc_model(model, var_names=var_names)
+    if keys and _logp_raises(compiled):  # a callback restored wrongly: drop it, compile afresh
+        compile_cache.evict(directory, keys)
+        compiled = nutpie.compile_pymc_model(model, var_names=var_names)
+    return compiled
+
+
+def _logp_raises(compiled) -> bool:
+    """Call the compiled log density once at the origin; True if it reports an exception (nutpie's
+    return code 1) rather than a value (0) or a non-finite value (3, 4)."""
+    import ctypes
+
+    import numpy as np
+
+    n = compiled.n_dim
+    x, grad, logp = np.zeros(n), np.zeros(n), np.zeros(())
+    fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                          ctypes.c_void_p)(compiled.compiled_logp_func.address)
+    rc = fn(n, x.ctypes.data, grad.ctypes.data, logp.ctypes.data, compiled.user_data.ctypes.data)
+    return rc not in (0, 3, 4)
 
 
 def _split_chains(idata, chains: int):

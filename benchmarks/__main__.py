@@ -70,7 +70,7 @@ def recovery(args) -> dict:
             save_to_csv(d, Path(tmp) / "data")
             t = time.perf_counter()
             res = pipeline.run(Path(tmp) / "data", Path(tmp) / "out",
-                               {"sampling": {"draws": args.draws, "tune": args.draws, "seed": seed},
+                               {"sampling": {"draws": args.draws, "tune": args.tune or args.draws, "seed": seed},
                                 "mmm_priors": prior_override},
                                store_path=Path(tmp) / "s.duckdb")
             wall = time.perf_counter() - t
@@ -79,6 +79,7 @@ def recovery(args) -> dict:
             row = {"seed": seed, "channel": r.channel, "wall_s": wall,
                    "st_max_rhat": res.diagnostics["short_term"]["max_rhat"],
                    "st_min_ess": res.diagnostics["short_term"]["min_ess_bulk"],
+                   "st_divergences": res.diagnostics["short_term"]["divergences"],
                    "lt_max_rhat": res.diagnostics["long_term"]["max_rhat"]}
             for kind, col in (("short_term", "short_term_roi"), ("long_term", "long_term_roi"),
                               ("total", "total_roi")):
@@ -104,14 +105,16 @@ def recovery(args) -> dict:
         summary["long_term"]["zero_effect_interval_contains_zero"] = float(
             ((zero.long_term_lower <= 0) & (zero.long_term_upper >= 0)).mean())
     print(json.dumps(summary, indent=2))
-    return {"summary": summary, "n_datasets": args.seeds, "draws": args.draws, "seed_start": args.seed_start,
+    return {"summary": summary, "n_datasets": args.seeds, "draws": args.draws, "tune": args.tune or args.draws,
+            "seed_start": args.seed_start,
             "mmm_priors": prior_override, "rows": rows}
 
 
 def pipeline_case(args) -> dict:
     """Cases (a) and (e): the full two-step production run on 208 x 4 (wall per step, peak RSS), in
     fresh processes: (1) with empty compile caches (a new machine), (2) a new run with the compile
-    cache on disk warm, (3) the same command again (finished steps reused)."""
+    cache on disk warm, (3) the same command again (finished steps reused), (4) another data set of
+    the same shape in a new process (the compiled code does not depend on the data's values)."""
     import subprocess
     import sys
     import tempfile
@@ -120,21 +123,22 @@ def pipeline_case(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         code = ("import json, resource, sys, time; t0 = time.perf_counter(); from ltae import pipeline; "
                 "from ltae.data.synthetic import generate_synthetic_data, save_to_csv; "
-                "save_to_csv(generate_synthetic_data(seed=1), sys.argv[1] + '/data'); t = time.perf_counter(); "
-                "r = pipeline.run(sys.argv[1] + '/data', sys.argv[3], "
+                "save_to_csv(generate_synthetic_data(seed=int(sys.argv[4])), sys.argv[1] + '/data' + sys.argv[4]); t = time.perf_counter(); "
+                "r = pipeline.run(sys.argv[1] + '/data' + sys.argv[4], sys.argv[3], "
                 "{'sampling': {'draws': int(sys.argv[2]), 'tune': int(sys.argv[2])}}, "
                 "store_path=sys.argv[1] + '/s.duckdb'); "
                 "print(json.dumps({'wall_s': time.perf_counter() - t, 'import_s': t - t0, 'steps': r.timings, "
                 "'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
                 "'short_term': r.diagnostics['short_term'], 'long_term': r.diagnostics['long_term']}))")
         fresh = Path(tmp) / "fresh_caches"
-        runs = (("cold_empty_caches", "out1", {"PYTENSOR_FLAGS": f"base_compiledir={fresh / 'pytensor'}",
-                                               "LTAE_CACHE_DIR": str(fresh / "ltae")}),
-                ("cold_cached_compile", "out2", {}),
-                ("warm_rerun", "out2", {}))
-        for label, outdir, env in runs:
+        runs = (("cold_empty_caches", "out1", 1, {"PYTENSOR_FLAGS": f"base_compiledir={fresh / 'pytensor'}",
+                                                  "LTAE_CACHE_DIR": str(fresh / "ltae")}),
+                ("cold_cached_compile", "out2", 1, {}),
+                ("warm_rerun", "out2", 1, {}),
+                ("cold_cached_compile_other_data", "out3", 2, {}))
+        for label, outdir, seed, env in runs:
             t = time.perf_counter()
-            p = subprocess.run([sys.executable, "-c", code, tmp, str(args.draws), str(Path(tmp) / outdir)],
+            p = subprocess.run([sys.executable, "-c", code, tmp, str(args.draws), str(Path(tmp) / outdir), str(seed)],
                                capture_output=True, text=True, env={**os.environ, **env})
             wall = time.perf_counter() - t
             if p.returncode:
@@ -188,6 +192,7 @@ def main() -> None:
     ap.add_argument("case", choices=["timing", "recovery", "pipeline", "scale"], nargs="?", default="timing")
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--tune", type=int, help="recovery: tuning steps per chain (default: --draws)")
     ap.add_argument("--samplers", nargs="+", default=["nutpie", "numpyro"])
     ap.add_argument("--only", nargs="*", help="scale: run only these cases (e.g. 1000x4_advi)")
     ap.add_argument("--zero-lt", action="store_true", help="recovery: one channel without long-term effect")

@@ -20,6 +20,12 @@ import numpy as np  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 
 
+def _tune(args) -> int:
+    from ltae.config import SamplingConfig
+
+    return args.tune or SamplingConfig().tune
+
+
 def _mmm(d):
     from ltae.models.mmm import ShortTermMMM
 
@@ -37,7 +43,7 @@ def timing(args) -> dict:
     for sampler in args.samplers:
         m = _mmm(d)
         t = time.perf_counter()
-        m.fit(draws=args.draws, tune=args.draws, chains=4, sampler=sampler, seed=1)
+        m.fit(draws=args.draws, tune=_tune(args), chains=4, sampler=sampler, seed=1)
         wall = time.perf_counter() - t
         s = m.summary()
         out[sampler] = {"wall_s": wall, "compile_s": m.fit_info.get("compile_s"), "max_rhat": s["max_rhat"],
@@ -70,7 +76,7 @@ def recovery(args) -> dict:
             save_to_csv(d, Path(tmp) / "data")
             t = time.perf_counter()
             res = pipeline.run(Path(tmp) / "data", Path(tmp) / "out",
-                               {"sampling": {"draws": args.draws, "tune": args.tune or args.draws, "seed": seed},
+                               {"sampling": {"draws": args.draws, "tune": _tune(args), "seed": seed},
                                 "mmm_priors": prior_override},
                                store_path=Path(tmp) / "s.duckdb")
             wall = time.perf_counter() - t
@@ -105,7 +111,7 @@ def recovery(args) -> dict:
         summary["long_term"]["zero_effect_interval_contains_zero"] = float(
             ((zero.long_term_lower <= 0) & (zero.long_term_upper >= 0)).mean())
     print(json.dumps(summary, indent=2))
-    return {"summary": summary, "n_datasets": args.seeds, "draws": args.draws, "tune": args.tune or args.draws,
+    return {"summary": summary, "n_datasets": args.seeds, "draws": args.draws, "tune": _tune(args),
             "seed_start": args.seed_start,
             "mmm_priors": prior_override, "rows": rows}
 
@@ -125,7 +131,7 @@ def pipeline_case(args) -> dict:
                 "from ltae.data.synthetic import generate_synthetic_data, save_to_csv; "
                 "save_to_csv(generate_synthetic_data(seed=int(sys.argv[4])), sys.argv[1] + '/data' + sys.argv[4]); t = time.perf_counter(); "
                 "r = pipeline.run(sys.argv[1] + '/data' + sys.argv[4], sys.argv[3], "
-                "{'sampling': {'draws': int(sys.argv[2]), 'tune': int(sys.argv[2])}}, "
+                "{'sampling': {'draws': int(sys.argv[2]), 'tune': int(sys.argv[5])}}, "
                 "store_path=sys.argv[1] + '/s.duckdb'); "
                 "print(json.dumps({'wall_s': time.perf_counter() - t, 'import_s': t - t0, 'steps': r.timings, "
                 "'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
@@ -138,7 +144,8 @@ def pipeline_case(args) -> dict:
                 ("cold_cached_compile_other_data", "out3", 2, {}))
         for label, outdir, seed, env in runs:
             t = time.perf_counter()
-            p = subprocess.run([sys.executable, "-c", code, tmp, str(args.draws), str(Path(tmp) / outdir), str(seed)],
+            p = subprocess.run([sys.executable, "-c", code, tmp, str(args.draws), str(Path(tmp) / outdir), str(seed),
+                                str(_tune(args))],
                                capture_output=True, text=True, env={**os.environ, **env})
             wall = time.perf_counter() - t
             if p.returncode:
@@ -173,7 +180,7 @@ def scale_case(args) -> dict:
         m = ShortTermMMM(d.sales.revenue.values, d.spend_wide.values, ctrl.values, d.params.channels,
                          list(ctrl.columns))
         t = time.perf_counter()
-        m.fit(draws=args.draws, tune=args.draws, chains=4, sampler=sampler, seed=1)
+        m.fit(draws=args.draws, tune=_tune(args), chains=4, sampler=sampler, seed=1)
         wall = time.perf_counter() - t
         s = m.summary()
         roi = m.short_term_roi_draws()
@@ -192,7 +199,7 @@ def main() -> None:
     ap.add_argument("case", choices=["timing", "recovery", "pipeline", "scale"], nargs="?", default="timing")
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--tune", type=int, help="recovery: tuning steps per chain (default: --draws)")
+    ap.add_argument("--tune", type=int, help="tuning steps per chain (default: the production default)")
     ap.add_argument("--samplers", nargs="+", default=["nutpie", "numpyro"])
     ap.add_argument("--only", nargs="*", help="scale: run only these cases (e.g. 1000x4_advi)")
     ap.add_argument("--zero-lt", action="store_true", help="recovery: one channel without long-term effect")

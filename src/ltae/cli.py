@@ -422,7 +422,7 @@ def run_cmd(
                                                   show_default=False)] = None,
     draws: Annotated[int | None, typer.Option("--draws", help="Posterior draws per chain (default 1000).",
                                               show_default=False)] = None,
-    tune: Annotated[int | None, typer.Option("--tune", help="Tuning steps per chain (default 1000).",
+    tune: Annotated[int | None, typer.Option("--tune", help="Tuning steps per chain (default 500).",
                                              show_default=False)] = None,
     chains: Annotated[int | None, typer.Option("--chains", help="Chains (default 4).", show_default=False)] = None,
     sampler: SamplerOpt = None,

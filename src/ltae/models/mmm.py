@@ -512,7 +512,7 @@ class ShortTermMMM:
             out["season_coef"] = (p.season_sd * eta[:, G + C + J:], "fourier")
         return {k: (v.reshape(shape + v.shape[1:]), dim) for k, (v, dim) in out.items()}
 
-    def fit(self, draws=1000, tune=1000, chains=4, target_accept=0.9, cores=None, sampler=None,
+    def fit(self, draws=1000, tune=500, chains=4, target_accept=0.9, cores=None, sampler=None,
             seed=42, progressbar=False, **kw):
         if self.model is None:
             self.build_model()

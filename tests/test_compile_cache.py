@@ -93,3 +93,26 @@ def test_fingerprint_ignores_field_names_not_layout():
     assert f(np.zeros(3)) != f(np.zeros(3, dtype=np.float32))
     with pytest.raises(compile_cache._Uncacheable):
         f(object())
+
+
+def test_a_callback_that_raises_after_loading_is_evicted_and_recompiled(tmp_path, monkeypatch):
+    import pymc as pm
+
+    from ltae.models import sampling
+
+    monkeypatch.setenv("LTAE_CACHE_DIR", str(tmp_path))
+    rng = np.random.default_rng(1)
+    with pm.Model() as m:
+        mu = pm.Normal("mu", 0, 5)
+        pm.Normal("obs", mu, 1.0, observed=pm.Data("y", rng.normal(2.0, 1.0, size=30)))
+    calls = []
+
+    def raises_once(compiled):
+        calls.append(compiled)
+        return len(calls) == 1
+
+    monkeypatch.setattr(sampling, "_logp_raises", raises_once)
+    res = sampling.sample(m, sampling.SamplerSettings(sampler="nutpie", draws=100, tune=100, chains=2, seed=1))
+    assert len(calls) == 1  # checked once; the recompiled callback is not cached
+    assert not list((tmp_path / "nutpie").glob("*.nbc"))  # the suspect entries were evicted
+    assert abs(float(res.idata.posterior["mu"].mean()) - 2.0) < 0.6

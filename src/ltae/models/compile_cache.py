@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 _LOCK = threading.RLock()
-_IN_MEMORY: dict[str, object] = {}
+_IN_MEMORY: dict[str, object] = {}  # key -> CFunc, least recently used first
+_MAX_IN_MEMORY = 64
 _MAGIC = b"LTAE-CFUNC-1\n"
 
 
@@ -185,12 +186,15 @@ def nutpie_cfunc_cache(directory: Path | None) -> Iterator[list[str]]:
                 return original(sig, locals=locals or {}, cache=cache, **options)(pyfunc)
             used.append(key)
             if key in _IN_MEMORY:
+                _IN_MEMORY[key] = _IN_MEMORY.pop(key)  # most recently used last
                 return _IN_MEMORY[key]
             res = CFunc(pyfunc, nsig, locals=dict(locals or {}), options=options)
             if directory is not None:
                 res._cache = _DiskCache(cache_path(directory, key))
             res.compile()
             _IN_MEMORY[key] = res
+            while len(_IN_MEMORY) > _MAX_IN_MEMORY:  # a long-lived process: keep the most recent ones
+                _IN_MEMORY.pop(next(iter(_IN_MEMORY)))  # (models still using one keep it alive)
             return res
 
         return wrapper
@@ -205,7 +209,8 @@ def nutpie_cfunc_cache(directory: Path | None) -> Iterator[list[str]]:
 
 def evict(directory: Path | None, keys: list[str]) -> None:
     """Forget the given callbacks (in memory and on disk)."""
-    for key in keys:
-        _IN_MEMORY.pop(key, None)
-        if directory is not None:
-            cache_path(directory, key).unlink(missing_ok=True)
+    with _LOCK:
+        for key in keys:
+            _IN_MEMORY.pop(key, None)
+            if directory is not None:
+                cache_path(directory, key).unlink(missing_ok=True)

@@ -170,3 +170,20 @@ def test_python_api_with_holdout_and_prior_sensitivity(data_dir, tmp_path):
     assert sens["factors"] == [0.5, 2.0] and sens["max_relative_change"] >= 0
     check = {c["check"]: c for c in res.checklist}["Prior sensitivity"]
     assert check["status"] in ("pass", "warn", "fail")
+
+
+def test_bvar_controls_option_adds_the_controls_as_inputs(data_dir):
+    import numpy as np
+
+    from ltae.config import RunConfig
+    from ltae.data.load import load_dataset
+
+    ds = load_dataset(data_dir)
+    base = np.tile(ds.target.values, (2, 1)) * 0.8
+    off = pipeline.build_bvar(ds, base, RunConfig())
+    on = pipeline.build_bvar(ds, base, RunConfig(bvar_controls=True))
+    assert off.deterministic_names == [n for n in on.deterministic_names if not n.startswith("control_")]
+    assert [n for n in on.deterministic_names if n.startswith("control_")] == [
+        f"control_{c}" for c in ds.controls.columns]
+    assert np.allclose(on.deterministic[:, -ds.controls.shape[1]:], ds.controls.values)
+    assert RunConfig().step_key("bvar", "x") != RunConfig(bvar_controls=True).step_key("bvar", "x")

@@ -99,16 +99,22 @@ def short_term_result(mmm: ShortTermMMM, ds, ci: float = 0.95) -> ShortTermResul
 
 
 def build_bvar(ds, base_draws: np.ndarray, cfg: RunConfig) -> BVAR:
-    """Endogenous: base sales (R replicate draws) + brand metrics; exogenous: spend."""
+    """Endogenous: base sales (R replicate draws) + brand metrics; exogenous: spend (the impulse
+    responses), plus Fourier terms and the controls as further inputs (``deterministic``)."""
     brand = ds.brand.values if ds.brand.shape[1] else np.zeros((ds.n_weeks, 0))
     reps = [np.column_stack([b, brand]) for b in base_draws]
     names = ["base_sales"] + list(ds.brand.columns)
-    det = det_names = None
+    cols, col_names = [], []
     if cfg.bvar_seasonality:
-        det = _fourier(np.arange(ds.n_weeks, dtype=float), cfg.mmm_priors.fourier_order, cfg.mmm_priors.period)
-        det_names = [f"fourier_{i}" for i in range(det.shape[1])]
+        f = _fourier(np.arange(ds.n_weeks, dtype=float), cfg.mmm_priors.fourier_order, cfg.mmm_priors.period)
+        cols.append(f)
+        col_names += [f"fourier_{i}" for i in range(f.shape[1])]
+    if cfg.bvar_controls and ds.controls.shape[1]:
+        cols.append(ds.controls.values.astype(float))  # standardised inside the BVAR
+        col_names += [f"control_{c}" for c in ds.controls.columns]
+    det = np.column_stack(cols) if cols else None
     return BVAR(reps, ds.spend.values, cfg.bvar_priors.lags, names, list(ds.spend.columns), deterministic=det,
-                deterministic_names=det_names, priors=cfg.bvar_priors)
+                deterministic_names=col_names or None, priors=cfg.bvar_priors)
 
 
 def pick_base_draws(mmm: ShortTermMMM, replicates: int, seed: int) -> np.ndarray:

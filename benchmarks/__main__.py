@@ -67,6 +67,7 @@ def recovery(args) -> dict:
 
     rows = []
     prior_override = json.loads(args.mmm_priors) if args.mmm_priors else {}
+    run_override = json.loads(args.run_config) if args.run_config else {}
     for k in range(args.seeds):
         seed = args.seed_start + k
         with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +77,8 @@ def recovery(args) -> dict:
             save_to_csv(d, Path(tmp) / "data")
             t = time.perf_counter()
             res = pipeline.run(Path(tmp) / "data", Path(tmp) / "out",
-                               {"sampling": {"draws": args.draws, "tune": _tune(args), "seed": seed},
+                               {**run_override,
+                                "sampling": {"draws": args.draws, "tune": _tune(args), "seed": seed},
                                 "mmm_priors": prior_override},
                                store_path=Path(tmp) / "s.duckdb")
             wall = time.perf_counter() - t
@@ -113,7 +115,7 @@ def recovery(args) -> dict:
     print(json.dumps(summary, indent=2))
     return {"summary": summary, "n_datasets": args.seeds, "draws": args.draws, "tune": _tune(args),
             "seed_start": args.seed_start,
-            "mmm_priors": prior_override, "rows": rows}
+            "mmm_priors": prior_override, "run_config": run_override, "rows": rows}
 
 
 def pipeline_case(args) -> dict:
@@ -207,6 +209,7 @@ def main() -> None:
                     help="recovery: first data-set seed (100: the evaluation seeds; 200+: held out for tuning)")
     ap.add_argument("--mmm-priors", help='recovery: JSON of MMMPriors overrides, e.g. \'{"roi_sigma_sd": 0.3}\'')
     ap.add_argument("--tag", help="recovery: write recovery_<tag>.json instead of the standard files")
+    ap.add_argument("--run-config", help='recovery: JSON of RunConfig overrides, e.g. \'{"bvar_controls": true}\'')
     args = ap.parse_args()
     res = {"timing": timing, "recovery": recovery, "pipeline": pipeline_case, "scale": scale_case}[args.case](args)
     RESULTS.mkdir(parents=True, exist_ok=True)

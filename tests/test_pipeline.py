@@ -187,3 +187,8 @@ def test_bvar_controls_option_adds_the_controls_as_inputs(data_dir):
         f"control_{c}" for c in ds.controls.columns]
     assert np.allclose(on.deterministic[:, -ds.controls.shape[1]:], ds.controls.values)
     assert RunConfig().step_key("bvar", "x") != RunConfig(bvar_controls=True).step_key("bvar", "x")
+    lagged = pipeline.build_bvar(ds, base, RunConfig(bvar_controls=True, bvar_controls_lags=2))
+    J = ds.controls.shape[1]
+    assert lagged.deterministic.shape[1] == on.deterministic.shape[1] + 2 * J
+    lag2 = lagged.deterministic[:, -J:]  # the controls two weeks before (first weeks repeat week 1)
+    assert np.allclose(lag2[2:], ds.controls.values[:-2]) and np.allclose(lag2[:2], ds.controls.values[:1])

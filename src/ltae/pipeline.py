@@ -110,8 +110,10 @@ def build_bvar(ds, base_draws: np.ndarray, cfg: RunConfig) -> BVAR:
         cols.append(f)
         col_names += [f"fourier_{i}" for i in range(f.shape[1])]
     if cfg.bvar_controls and ds.controls.shape[1]:
-        cols.append(ds.controls.values.astype(float))  # standardised inside the BVAR
-        col_names += [f"control_{c}" for c in ds.controls.columns]
+        ctrl = ds.controls.values.astype(float)  # standardised inside the BVAR
+        for lag in range(cfg.bvar_controls_lags + 1):  # lagged base sales carry lagged control effects
+            cols.append(np.vstack([np.repeat(ctrl[:1], lag, axis=0), ctrl[:len(ctrl) - lag]]))
+            col_names += [f"control_{c}" + (f"_lag{lag}" if lag else "") for c in ds.controls.columns]
     det = np.column_stack(cols) if cols else None
     return BVAR(reps, ds.spend.values, cfg.bvar_priors.lags, names, list(ds.spend.columns), deterministic=det,
                 deterministic_names=col_names or None, priors=cfg.bvar_priors)

@@ -39,6 +39,12 @@ def test_shapes_and_outputs(fitted, data):
     # base sales + contributions add back up to sales, draw by draw
     np.testing.assert_allclose(fitted.base_sales_draws() + fitted.media_contributions().sum(-1),
                                np.broadcast_to(fitted.sales, (S, T)), rtol=1e-9)
+    # the saturation kept across fit's posterior updates equals a fresh computation from the draws,
+    # and the window contribution over spend is each draw's ROI
+    np.testing.assert_allclose(fitted.media_contributions(), fitted.media_contributions(spend=fitted.spend),
+                               rtol=1e-12)
+    np.testing.assert_allclose(fitted.media_contributions().sum(1) / fitted.spend.sum(0), fitted.draws("roi"),
+                               rtol=1e-8)
 
 
 def test_zero_effect_channel_interval_contains_zero(fitted):

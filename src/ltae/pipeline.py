@@ -110,9 +110,9 @@ def build_bvar(ds, base_draws: np.ndarray, cfg: RunConfig) -> BVAR:
         cols.append(f)
         col_names += [f"fourier_{i}" for i in range(f.shape[1])]
     if cfg.bvar_controls and ds.controls.shape[1]:
-        ctrl = ds.controls.values.astype(float)  # standardised inside the BVAR
         for lag in range(cfg.bvar_controls_lags + 1):  # lagged base sales carry lagged control effects
-            cols.append(np.vstack([np.repeat(ctrl[:1], lag, axis=0), ctrl[:len(ctrl) - lag]]))
+            # standardised inside the BVAR; the first weeks repeat week 1 (as the MMM's brand lags)
+            cols.append(ds.controls.shift(lag).bfill().to_numpy(dtype=float))
             col_names += [f"control_{c}" + (f"_lag{lag}" if lag else "") for c in ds.controls.columns]
     det = np.column_stack(cols) if cols else None
     return BVAR(reps, ds.spend.values, cfg.bvar_priors.lags, names, list(ds.spend.columns), deterministic=det,

@@ -113,8 +113,9 @@ def local_level_loglik(e, sigma, sigma_level, m0: float, p0: float, n: int | Non
     ``method="prefix"`` (default) has no loop: the predicted variances follow a constant Riccati
     (Moebius) map, which has a closed form, and the predicted means follow a linear recurrence
     a[t+1] = (1 - K[t]) a[t] + K[t] e[t], evaluated by a parallel prefix (Hillis-Steele) over
-    ceil(log2 T) levels of element-wise operations. It compiles in a fraction of the time of a
-    ``scan`` (numba and JAX) and vectorises. ``method="scan"`` is the textbook filter (for tests)."""
+    ceil(log2 T) levels of element-wise operations. With numba at T = 208 the log density and its
+    gradient take 24-28 us per call against 129-153 us for a ``scan`` (compiling takes longer: 11 s
+    against 6 s on an empty cache). ``method="scan"`` is the textbook filter (for tests)."""
     import pytensor
     import pytensor.tensor as pt
 
@@ -231,6 +232,11 @@ class _Design:
     fourier: np.ndarray  # (T, 2K)
     spend_share: np.ndarray  # (C,) window spend / y_scale
     roi_ref: float  # r0 = total sales / total spend
+
+    @property
+    def roi_weight(self) -> np.ndarray:
+        """(C,) r0 x window spend / y_scale: scaled contribution per unit of ROI / r0."""
+        return self.roi_ref * self.spend_share
 
 
 class ShortTermMMM:
@@ -404,7 +410,7 @@ class ShortTermMMM:
         building the graph, so that the compiled code does not depend on the data's values."""
         p = self.priors
         G = len(self.group_names)
-        data = data or {"roi_weight": d.roi_ref * d.spend_share, "controls": d.controls, "fourier": d.fourier}
+        data = data or {"roi_weight": d.roi_weight, "controls": d.controls, "fourier": d.fourier}
         onehot = np.eye(G)[self.group_index]  # (C, G)
         w = data["roi_weight"] / (sat.sum(axis=-2) + 1e-12)  # (..., C)
         xr = sat * w[..., None, :]  # contribution per unit of roi_rel, (..., T, C)
@@ -432,7 +438,7 @@ class ShortTermMMM:
 
         p = self.priors
         sd_g = self._group_sigma(pm, pt)[self.group_index]  # (C,)
-        data = {"roi_weight": pm.Data("roi_weight", d.roi_ref * d.spend_share),  # window spend x r0 / y scale
+        data = {"roi_weight": pm.Data("roi_weight", d.roi_weight),
                 "controls": pm.Data("controls_std", d.controls) if d.controls.shape[1] else d.controls,
                 "fourier": pm.Data("fourier_terms", d.fourier) if d.fourier.shape[1] else d.fourier}
         XL, offset = self._linear_blocks(sat, sd_g, d, xp=pt, data=data)
@@ -478,8 +484,8 @@ class ShortTermMMM:
         post = sampling.posterior_dataset(self.idata)
         shape = (post.sizes["chain"], post.sizes["draw"])
         st = lambda v: sampling.stacked(self.idata, v)  # noqa: E731
-        alpha, kappa, lam = st("adstock_alpha"), st("hill_kappa"), st("hill_lambda")
         sigma, sigma_level = st("sigma"), st("sigma_level")
+        sat_all = self._saturation()  # memoised: contributions and beta reuse it
         S, G, C, J = len(sigma), len(self.group_names), len(self.channels), self.controls.shape[1]
         if p.roi_sigma_fixed is not None:
             sd = np.full((S, G), p.roi_sigma_fixed)
@@ -493,9 +499,7 @@ class ShortTermMMM:
         m0[0] = 1.0
         for a in range(0, S, chunk):
             sl = slice(a, a + chunk)
-            ad = geometric_adstock_from_stack(d.stack, alpha[sl], p.l_max, p.normalize_adstock)
-            sat = hill(ad, kappa[sl, None, :], lam[sl, None, :])
-            XL, offset = self._linear_blocks(sat, sd[sl][:, self.group_index], d)
+            XL, offset = self._linear_blocks(sat_all[sl], sd[sl][:, self.group_index], d)
             E = np.concatenate([(d.y[None, :] - offset)[..., None], XL], axis=-1)
             Wt = local_level_whiten_np(E, sigma[sl], sigma_level[sl], m0, p.intercept_sd**2)
             yt, Z = Wt[..., 0], Wt[..., 1:]
@@ -524,12 +528,12 @@ class ShortTermMMM:
         self.fit_info = {"sampler": res.sampler, "draws": draws, "tune": tune, "chains": chains,
                          "seed": seed, "target_accept": target_accept, **res.timings}
         if self.priors.noise_polar:
-            self.idata = sampling.with_posterior_vars(self.idata, self._noise_from_polar(), self._coords())
+            self._extend_posterior(self._noise_from_polar())
         if self.priors.effect_scale == "roi" and self.priors.marginalize_linear:
             import time
 
             t0 = time.perf_counter()
-            self.idata = sampling.with_posterior_vars(self.idata, self._draw_linear(seed), self._coords())
+            self._extend_posterior(self._draw_linear(seed))
             self.fit_info["linear_draws_s"] = time.perf_counter() - t0
         return self
 
@@ -546,6 +550,13 @@ class ShortTermMMM:
     def idata(self, value):
         self._idata = value
         self._cache: dict = {}  # posterior quantities derived from the previous posterior
+
+    def _extend_posterior(self, new: dict) -> None:
+        """Add derived variables to the posterior. The memoised saturation stays: it depends only on
+        the adstock and Hill draws, which do not change."""
+        keep = {k: v for k, v in self._cache.items() if isinstance(k, tuple) and k[0] == "sat"}
+        self.idata = sampling.with_posterior_vars(self.idata, new, self._coords())
+        self._cache.update(keep)
 
     def _memo(self, key, fn):
         """Posterior quantities are computed once per posterior (the pipeline asks for them often);

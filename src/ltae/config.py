@@ -67,6 +67,9 @@ class RunConfig(BaseModel):
     # (benchmarks/results/recovery_bvar_controls_*.json)
     bvar_controls: bool = False
     bvar_controls_lags: int = Field(0, ge=0, le=8)  # with bvar_controls: also the controls of 1..n weeks before
+    # the BVAR's sales series is base sales net of the short-term model's control and seasonality
+    # effects (draw by draw), i.e. the level that the brand can move
+    bvar_net_of_controls: bool = False
     budget: float | None = None  # currency over the modelled window; default: current total
     budget_bounds: tuple[float, float] = (0.5, 1.5)
     risk_quantile: float | None = None
@@ -92,6 +95,7 @@ class RunConfig(BaseModel):
                     "season": self.bvar_seasonality,
                     "controls": self.bvar_controls,
                     "controls_lags": self.bvar_controls_lags,
+                    "net_of_controls": self.bvar_net_of_controls,
                 }
             )
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]

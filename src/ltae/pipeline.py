@@ -119,9 +119,12 @@ def build_bvar(ds, base_draws: np.ndarray, cfg: RunConfig) -> BVAR:
                 deterministic_names=col_names or None, priors=cfg.bvar_priors)
 
 
-def pick_base_draws(mmm: ShortTermMMM, replicates: int, seed: int) -> np.ndarray:
-    """R base-sales draws spread over the posterior (or the mean when R == 1)."""
+def pick_base_draws(mmm: ShortTermMMM, replicates: int, seed: int, net_of_controls: bool = False) -> np.ndarray:
+    """R base-sales draws spread over the posterior (or the mean when R == 1). ``net_of_controls``:
+    minus the short-term model's control and seasonality effects of the same draw."""
     base = mmm.base_sales_draws()
+    if net_of_controls:
+        base = base - mmm.control_effect_draws()
     if replicates <= 1:
         return base.mean(0, keepdims=True)
     idx = np.sort(np.random.default_rng(seed).choice(len(base), replicates, replace=False))
@@ -265,7 +268,7 @@ def run(data=None, out="ltae_output", config: RunConfig | dict | None = None,
 
     # 3. long-term model on base-sales draws
     progress("long_term", "start")
-    base_draws = pick_base_draws(mmm, cfg.replicates, cfg.sampling.seed)
+    base_draws = pick_base_draws(mmm, cfg.replicates, cfg.sampling.seed, cfg.bvar_net_of_controls)
     bvar = build_bvar(ds, base_draws, cfg)
     resumed_lt, timings["long_term_fit_s"] = _fit_or_resume(bvar, "long_term", out,
                                                             cfg.step_key("bvar", data_hash), cfg, progress,

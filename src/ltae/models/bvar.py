@@ -23,10 +23,11 @@ carry the uncertainty of the short-term decomposition.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ltae.models import sampling
 
@@ -47,6 +48,24 @@ class BVARPriors(BaseModel):
     minnesota: bool = False
     minnesota_lambda: float = 0.5  # overall tightness
     minnesota_theta: float = 0.5  # cross-variable relative tightness
+    # prior mean of each series' own first lag (standardised data); 0 is the spec's, a Minnesota prior
+    # centred on persistence uses e.g. 0.9
+    own_lag_mean: float = 0.0
+    # spend may move the first endogenous series (base sales) directly (the spec's Y*[0] = B e);
+    # False: spend reaches base sales only through the brand metrics (the funnel), B[0, :] = 0 exactly
+    direct_spend_effect: bool = True
+    # "var": every series on every lagged series (the spec); "chain": a mediation chain in the order
+    # of the series after base sales (spend -> first brand metric -> next ... -> last -> base sales):
+    # each series on its own lags and the lags of the one before it, spend on the first brand metric only
+    structure: Literal["var", "chain"] = "var"
+    # spend of the q weeks before also enters (a distributed lag, VARX(p, q)): brand effects that
+    # build from carried-over spend; 0 is the spec's (this week's spend only)
+    spend_lags: int = Field(0, ge=0, le=8)
+    # brand carry-over of spend: the spend series entering the VAR is geometrically carried over,
+    # x~[t] = d x~[t-1] + (1 - d) x[t], with one retention d shared by the channels. A list of values
+    # is a grid with a uniform prior, sampled jointly with the error covariance by the collapsed
+    # sampler (exactly); [0.0] is the spec's model (this week's spend only)
+    carryover: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
 
     def lag_sds(self) -> np.ndarray:
         v = self.lag_variance or [float(lag) for lag in range(1, self.lags + 1)]
@@ -77,18 +96,34 @@ def companion_max_root(A: np.ndarray) -> np.ndarray:
     return np.abs(np.linalg.eigvals(comp)).max(axis=-1)
 
 
-def irf_std(A: np.ndarray, B: np.ndarray, periods: int) -> np.ndarray:
-    """Standardised impulse responses. A (S, p, n, n), B (S, n, m) -> (S, periods, n, m)."""
+def irf_std(A: np.ndarray, B: np.ndarray, periods: int, B_lags: np.ndarray | None = None,
+            path: np.ndarray | None = None) -> np.ndarray:
+    """Standardised impulse responses. A (S, p, n, n), B (S, n, m), B_lags (S, n, m, q) (the effect of
+    the regressor j weeks before, j = 1..q), path (S, periods, m): the regressor's response to a
+    one-week impulse of spend (default: 1 in week 0, then 0; with brand carry-over a decaying path)
+    -> (S, periods, n, m)."""
     S, p, n, _ = A.shape
     m = B.shape[-1]
+    q = 0 if B_lags is None else B_lags.shape[-1]
+    if path is None:
+        path = np.zeros((S, periods, m))
+        path[:, 0] = 1.0
     out = np.zeros((S, periods, n, m))
-    out[:, 0] = B
-    for h in range(1, periods):
-        acc = np.zeros((S, n, m))
+    for h in range(periods):
+        acc = B * path[:, h, None, :]
+        for j in range(1, min(q, h) + 1):
+            acc = acc + B_lags[..., j - 1] * path[:, h - j, None, :]
         for lag in range(1, min(p, h) + 1):
-            acc += A[:, lag - 1] @ out[:, h - lag]
+            acc = acc + A[:, lag - 1] @ out[:, h - lag]
         out[:, h] = acc
     return out
+
+
+def _masked(pm, name, dist, mask, kw, dims):
+    """A coefficient array with entries where ``mask`` is False fixed at 0 (plain when all free)."""
+    if np.all(mask):
+        return dist(name, **kw, dims=dims)
+    return pm.Deterministic(name, dist(f"{name}_free", **kw, dims=dims) * mask, dims=dims)
 
 
 class BVAR:
@@ -137,23 +172,33 @@ class BVAR:
         p = self.lags
         T, n = self.endog.shape
         k = self.deterministic.shape[1]
-        X = ((self.exog - self.x_mean) / self.x_sd)[p:]
+        X = self._exog_design()[p:]
+        m, q = self.exog.shape[1], pr.spend_lags
         W = ((self.deterministic - self.w_mean) / self.w_sd)[p:]
         coords = {"lag": np.arange(1, p + 1), "eq": self.endog_names, "var": self.endog_names,
-                  "exog": self.exog_names, "det": self.deterministic_names, "time": np.arange(T - p)}
+                  "exog": self.exog_names, "det": self.deterministic_names, "time": np.arange(T - p),
+                  "spend_lag": np.arange(1, q + 1)}
         sd = self.lag_prior_sd()
         a_mu = np.zeros((p, n, n))
+        a_mu[0] = np.eye(n) * pr.own_lag_mean
+        a_mask, b_mask = self.structure_masks()
         with pm.Model(coords=coords) as model:
             for r, Yr in enumerate(self.replicates):
                 sfx = f"_r{r}" if self.n_replicates > 1 else ""
                 Ys = (Yr - self.y_mean) / self.y_sd
                 lagged = _lagged(Ys, p)  # (T-p, p, n)
-                A = pm.Normal(f"A{sfx}", a_mu, sd, dims=("lag", "eq", "var"))
-                B = pm.Normal(f"B{sfx}", 0.0, pr.exog_sd, dims=("eq", "exog"))
+                # restricted coefficients (structure / no direct spend effect) are fixed at 0
+                A = _masked(pm, f"A{sfx}", pm.Normal, a_mask[None], dict(mu=a_mu, sigma=sd), ("lag", "eq", "var"))
+                B = _masked(pm, f"B{sfx}", pm.Normal, b_mask, dict(mu=0.0, sigma=pr.exog_sd), ("eq", "exog"))
                 c = pm.Normal(f"c{sfx}", 0.0, pr.intercept_sd, dims="eq")
                 lagged_d = pm.Data(f"lagged{sfx}", lagged)
                 Xd = pm.Data(f"exog_std{sfx}", X)
-                mu = c + pt.einsum("tlj,lij->ti", lagged_d, A) + pt.dot(Xd, B.T)
+                mu = c + pt.einsum("tlj,lij->ti", lagged_d, A) + pt.dot(Xd[:, :m], B.T)
+                if q:
+                    BL = _masked(pm, f"B_lags{sfx}", pm.Normal, b_mask[:, :, None],
+                                 dict(mu=0.0, sigma=pr.exog_sd), ("eq", "exog", "spend_lag"))
+                    # columns of Xd after the first m: spend 1..q weeks before, lag-major
+                    mu = mu + pt.dot(Xd[:, m:], BL.transpose(2, 1, 0).reshape((q * m, n)))
                 if k:
                     D = pm.Normal(f"D{sfx}", 0.0, pr.deterministic_sd, dims=("eq", "det"))
                     mu = mu + pt.dot(pm.Data(f"det_std{sfx}", W), D.T)
@@ -170,15 +215,40 @@ class BVAR:
         return model
 
     # ---- the collapsed sampler (default): coefficients integrated out, see bvar_collapsed.py -------
-    def design(self, Yr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Standardised (Y, Z) of one replicate; Z = [1, lag 1 vars, ..., lag p vars, exog, det]."""
+    def design(self, Yr: np.ndarray, g: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised (Y, Z) of one replicate; Z = [1, lag 1 vars, ..., lag p vars, exog, det]
+        (exog with carry-over grid value g)."""
         p = self.lags
         Ys = (Yr - self.y_mean) / self.y_sd
         T = Ys.shape[0]
         lagged = _lagged(Ys, p).reshape(T - p, -1)  # [t, l*n + j]
-        X = ((self.exog - self.x_mean) / self.x_sd)[p:]
+        X = self._exog_design(g)[p:]
         W = ((self.deterministic - self.w_mean) / self.w_sd)[p:]
         return Ys[p:], np.column_stack([np.ones(T - p), lagged, X, W])
+
+    def carried(self, d: float) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised spend carried over with retention d, rescaled to unit sd: (X~ (T, m), the sd
+        it was divided by (m,)). Before the data start spend is at its average."""
+        X = (self.exog - self.x_mean) / self.x_sd
+        if d == 0:
+            return X, np.ones(X.shape[1])
+        out = np.empty_like(X)
+        prev = np.zeros(X.shape[1])
+        for t in range(len(X)):
+            prev = d * prev + (1 - d) * X[t]
+            out[t] = prev
+        sd = out.std(0)
+        sd = np.where(sd > 0, sd, 1.0)
+        return out / sd, sd
+
+    def _exog_design(self, g: int = 0) -> np.ndarray:
+        """Spend regressors (T, m * (q + 1)) for carry-over grid value g: this week's (carried-over)
+        spend, then 1..q weeks before (lag-major); weeks before the data start count as average."""
+        X = self.carried(self.priors.carryover[g])[0]
+        cols = [X]
+        for j in range(1, self.priors.spend_lags + 1):
+            cols.append(np.vstack([np.zeros((j, X.shape[1])), X[:-j]]))
+        return np.column_stack(cols)
 
     def lag_prior_sd(self) -> np.ndarray:
         """Prior sd of A[lag, eq, var], (p, n, n): the spec's sqrt(lag) or the Minnesota prior."""
@@ -188,11 +258,56 @@ class BVAR:
             return pr.minnesota_lambda / np.arange(1, p + 1)[:, None, None] * (own + (1 - own) * pr.minnesota_theta)
         return np.broadcast_to(pr.lag_sds()[:, None, None], (p, n, n))
 
+    def prior_means(self) -> np.ndarray:
+        """Prior means of vec(G) (same order as ``prior_variances``): ``own_lag_mean`` on each
+        series' own first lag, 0 elsewhere."""
+        n = self.endog.shape[1]
+        K = self.n_regressors
+        m = np.zeros((n, K))
+        m[np.arange(n), 1 + np.arange(n)] = self.priors.own_lag_mean  # lag 1 of series i is column 1 + i
+        return m.reshape(-1)
+
+    def structure_masks(self) -> tuple[np.ndarray, np.ndarray]:
+        """(A mask (n, n): [eq, var] lagged var enters eq; B mask (n, m): spend enters eq)."""
+        n, m = self.endog.shape[1], self.exog.shape[1]
+        a = np.ones((n, n), dtype=bool)
+        b = np.ones((n, m), dtype=bool)
+        if self.priors.structure == "chain" and n > 1:
+            a[:] = False
+            a[np.arange(n), np.arange(n)] = True  # own lags
+            for i in range(2, n):
+                a[i, i - 1] = True  # brand metric i moved by the one before it
+            a[0, n - 1] = True  # base sales moved by the last brand metric
+            b[:] = False
+            b[1] = True  # spend moves the first brand metric
+        if not self.priors.direct_spend_effect:
+            b[0] = False
+        return a, b
+
+    def free_mask(self) -> np.ndarray:
+        """(n*K,) True where a coefficient is estimated; False where it is fixed at 0 (the direct
+        effect of spend on base sales when ``direct_spend_effect`` is off; the links a ``chain``
+        structure leaves out)."""
+        p, n = self.lags, self.endog.shape[1]
+        m = self.exog.shape[1]
+        a, b = self.structure_masks()
+        free = np.ones((n, self.n_regressors), dtype=bool)
+        for lag in range(p):
+            free[:, 1 + lag * n:1 + (lag + 1) * n] = a
+        free[:, 1 + p * n:1 + p * n + m * (1 + self.priors.spend_lags)] = np.tile(b, 1 + self.priors.spend_lags)
+        return free.reshape(-1)
+
+    @property
+    def n_regressors(self) -> int:
+        """K = intercept + lags x series + spend channels x (1 + spend lags) + deterministic terms."""
+        m = self.exog.shape[1] * (1 + self.priors.spend_lags)
+        return 1 + self.lags * self.endog.shape[1] + m + self.deterministic.shape[1]
+
     def prior_variances(self) -> np.ndarray:
         """Prior variances of vec(G), ordered [equation i, regressor k] -> i*K + k."""
         pr, p, n = self.priors, self.lags, self.endog.shape[1]
         sd = self.lag_prior_sd()
-        m, k = self.exog.shape[1], self.deterministic.shape[1]
+        m, k = self.exog.shape[1] * (1 + pr.spend_lags), self.deterministic.shape[1]
         rows = []
         for i in range(n):
             lag_var = np.concatenate([sd[lag, i, :] ** 2 for lag in range(p)])
@@ -205,23 +320,32 @@ class BVAR:
 
         from ltae.models.bvar_collapsed import sample_collapsed
 
-        p, n = self.lags, self.endog.shape[1]
+        p, n, q = self.lags, self.endog.shape[1], self.priors.spend_lags
         m, k = self.exog.shape[1], self.deterministic.shape[1]
+        mq = m * (1 + q)
         v0 = self.prior_variances()
         data, stats, acc = {}, {}, []
         dims = {"chain": np.arange(chains), "draw": np.arange(draws)}
         for r, Yr in enumerate(self.replicates):
             sfx = f"_r{r}" if self.n_replicates > 1 else ""
             Y, Z = self.design(Yr)
+            if len(self.priors.carryover) > 1:
+                Z = [self.design(Yr, g)[1] for g in range(len(self.priors.carryover))]
             res = sample_collapsed(Y, Z, v0, eta=self.priors.lkj_eta, sigma_sd=self.priors.sigma_sd,
-                                   draws=draws, tune=tune, chains=chains, seed=seed + 7919 * r)
+                                   draws=draws, tune=tune, chains=chains, seed=seed + 7919 * r,
+                                   m0=self.prior_means(), free=self.free_mask())
             G = res["G"]  # (chain, draw, K, n)
             A = G[:, :, 1:1 + p * n, :].reshape(chains, draws, p, n, n).transpose(0, 1, 2, 4, 3)
             data[f"A{sfx}"] = (("chain", "draw", "lag", "eq", "var"), A)
             data[f"B{sfx}"] = (("chain", "draw", "eq", "exog"), np.swapaxes(G[:, :, 1 + p * n:1 + p * n + m, :], 2, 3))
+            if q:  # rows (lag-major: lag j, channel c) -> (eq, exog, spend_lag)
+                bl = G[:, :, 1 + p * n + m:1 + p * n + mq, :].reshape(chains, draws, q, m, n)
+                data[f"B_lags{sfx}"] = (("chain", "draw", "eq", "exog", "spend_lag"), bl.transpose(0, 1, 4, 3, 2))
             data[f"c{sfx}"] = (("chain", "draw", "eq"), G[:, :, 0, :])
+            if len(self.priors.carryover) > 1:
+                data[f"carryover{sfx}"] = (("chain", "draw"), np.asarray(self.priors.carryover)[res["design"]])
             if k:
-                data[f"D{sfx}"] = (("chain", "draw", "eq", "det"), np.swapaxes(G[:, :, 1 + p * n + m:, :], 2, 3))
+                data[f"D{sfx}"] = (("chain", "draw", "eq", "det"), np.swapaxes(G[:, :, 1 + p * n + mq:, :], 2, 3))
             sig = res["Sigma"]
             sds = np.sqrt(np.diagonal(sig, axis1=-2, axis2=-1))
             if n > 1:
@@ -233,7 +357,7 @@ class BVAR:
             stats[f"accepted{sfx}"] = (("chain", "draw"), res["accepted"])
             acc.append(res["acceptance_rate"])
         coords = {**dims, "lag": np.arange(1, p + 1), "eq": self.endog_names, "var": self.endog_names,
-                  "exog": self.exog_names, "det": self.deterministic_names}
+                  "exog": self.exog_names, "det": self.deterministic_names, "spend_lag": np.arange(1, q + 1)}
         post = xr.Dataset(data, coords=coords)
         ss = xr.Dataset(stats, coords=dims)
         return xr.DataTree.from_dict({"posterior": post, "sample_stats": ss}), float(np.mean(acc))
@@ -255,6 +379,9 @@ class BVAR:
                              "replicates": self.n_replicates, "acceptance_rate": acc,
                              "wall_s": time.perf_counter() - t0}
             return self
+        if len(self.priors.carryover) > 1:
+            raise ValueError("a grid of carry-over values needs the collapsed sampler (bvar_sampler = "
+                             "\"collapsed\"); give one value for a NUTS/ADVI backend")
         if self.model is None:
             self.build_model()
         settings = sampling.SamplerSettings(
@@ -276,7 +403,23 @@ class BVAR:
 
     def coefficient_draws(self) -> dict:
         """Pooled draws: A (S, p, n, n) and B (S, n, m) on the standardised scale."""
-        return {"A": self._pooled("A"), "B": self._pooled("B")}
+        out = {"A": self._pooled("A"), "B": self._pooled("B")}
+        if self.priors.spend_lags:
+            out["B_lags"] = self._pooled("B_lags")
+        grid = self.priors.carryover
+        out["carryover"] = self._pooled("carryover") if len(grid) > 1 else np.full(len(out["A"]), grid[0])
+        return out
+
+    def impulse_path(self, carryover: np.ndarray, periods: int) -> np.ndarray:
+        """(S, periods, m): the standardised spend regressor after a one-week impulse of one standard
+        deviation of spend, for each draw's carry-over d: (1 - d) d^h / sd(X~_d)."""
+        grid = list(self.priors.carryover)
+        scale = np.stack([self.carried(d)[1] for d in grid])  # (G, m)
+        gi = np.array([grid.index(d) for d in carryover]) if len(grid) > 1 else np.zeros(len(carryover), int)
+        h = np.arange(periods)
+        d = np.asarray(carryover, dtype=float)[:, None]
+        w = np.where(d > 0, (1 - d) * d ** h[None, :], (h[None, :] == 0).astype(float))
+        return w[:, :, None] / scale[gi][:, None, :]
 
     def calculate_irf(self, periods: int = 24, shock_size: float = 1.0, credible_interval: float = 0.95,
                       n_samples: int | None = None, seed: int = 0) -> dict:
@@ -284,14 +427,16 @@ class BVAR:
         ``shock_size`` currency units of spend in each channel. Returns draws, mean, bands,
         cumulative responses and the count of unstable draws (excluded)."""
         co = self.coefficient_draws()
-        A, B = co["A"], co["B"]
+        A, B, BL, d = co["A"], co["B"], co.get("B_lags"), co["carryover"]
         S = len(A)
         if n_samples is not None and n_samples < S:
             idx = np.sort(np.random.default_rng(seed).choice(S, n_samples, replace=False))
-            A, B = A[idx], B[idx]
+            A, B, d = A[idx], B[idx], d[idx]
+            BL = None if BL is None else BL[idx]
         roots = companion_max_root(A)
         stable = roots < 1.0
-        resp = irf_std(A[stable], B[stable], periods)  # std Y per std X
+        path = self.impulse_path(d[stable], periods)
+        resp = irf_std(A[stable], B[stable], periods, None if BL is None else BL[stable], path)  # std Y per std X
         scale = self.y_sd[None, None, :, None] / self.x_sd[None, None, None, :] * shock_size
         resp = resp * scale
         q = (1 - credible_interval) / 2

@@ -43,16 +43,24 @@ def _iw_log_density(sig: np.ndarray, psi: np.ndarray, df: float) -> np.ndarray:
     return -0.5 * (df + n + 1) * np.linalg.slogdet(sig)[1] - 0.5 * np.einsum("ij,...ji->...", psi, inv)
 
 
-def _conditional(sig: np.ndarray, ZZ, ZY, YY, T: int, v0_inv: np.ndarray):
+def _conditional(sig: np.ndarray, ZZ, ZY, YY, T: int, v0_inv: np.ndarray, prior_b: np.ndarray | None = None,
+                 free: np.ndarray | None = None):
     """For a batch of Sigma (N, n, n): log p(Y | Sigma) (N,), the Cholesky factor L of P and
-    u = L^-1 b (the posterior of G | Sigma is N(L^-T u, (L L^T)^-1))."""
+    u = L^-1 b (the posterior of the free coefficients given Sigma is N(L^-T u, (L L^T)^-1)).
+    ``prior_b`` = V0^-1 m0 (prior mean m0); ``free`` selects the coefficients that are not fixed at 0
+    (a zero restriction removes the coefficient from the Gaussian exactly)."""
     N, n, _ = sig.shape
     K = ZZ.shape[0]
     inv = np.linalg.inv(sig)
     P = (inv[:, :, None, :, None] * ZZ[None, None, :, None, :]).reshape(N, n * K, n * K)
     P = P + np.diag(v0_inv)[None]
-    L = np.linalg.cholesky(P)
     b = np.einsum("kj,nji->nik", ZY, inv).reshape(N, n * K)  # vec by equation: [i*K + k]
+    if prior_b is not None:
+        b = b + prior_b[None]
+    if free is not None:
+        P = P[:, free][:, :, free]
+        b = b[:, free]
+    L = np.linalg.cholesky(P)
     u = np.linalg.solve(L, b[..., None])[..., 0]
     logdet_p = 2.0 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
     loglik = -0.5 * (T * np.linalg.slogdet(sig)[1] + logdet_p + np.einsum("nij,ji->n", inv, YY)
@@ -60,36 +68,60 @@ def _conditional(sig: np.ndarray, ZZ, ZY, YY, T: int, v0_inv: np.ndarray):
     return loglik, L, u
 
 
-def sample_collapsed(Y: np.ndarray, Z: np.ndarray, v0: np.ndarray, *, eta: float, sigma_sd: float,
-                     draws: int, tune: int, chains: int, seed: int, df_shrink: float = 0.8) -> dict:
-    """Posterior draws for one replicate. Y (T, n), Z (T, K), v0 (n*K,) prior variances ordered
-    [equation i, regressor k] -> i*K + k. Returns G (chains, draws, K, n), Sigma (chains, draws, n, n),
-    and acceptance statistics."""
+def sample_collapsed(Y: np.ndarray, Z, v0: np.ndarray, *, eta: float, sigma_sd: float,
+                     draws: int, tune: int, chains: int, seed: int, df_shrink: float = 0.8,
+                     m0: np.ndarray | None = None, free: np.ndarray | None = None) -> dict:
+    """Posterior draws for one replicate. Y (T, n), Z (T, K) or a list of such designs (a discrete
+    parameter of the design, e.g. the brand carry-over of spend, with a uniform prior over the list:
+    sampled jointly with Sigma), v0 (n*K,) prior variances and m0 (n*K,) prior means (default 0),
+    ordered [equation i, regressor k] -> i*K + k; ``free`` (n*K,) bool marks the coefficients that are
+    estimated (the others are fixed at 0 exactly). Returns G (chains, draws, K, n), Sigma (chains,
+    draws, n, n), the design index of each draw and acceptance statistics."""
     from scipy import stats
 
     rng = np.random.default_rng(seed)
+    Zs = [np.asarray(Z, dtype=float)] if isinstance(Z, np.ndarray) else [np.asarray(z, dtype=float) for z in Z]
     T, n = Y.shape
-    K = Z.shape[1]
-    ZZ, ZY, YY = Z.T @ Z, Z.T @ Y, Y.T @ Y
+    K = Zs[0].shape[1]
+    YY = Y.T @ Y
     v0_inv = 1.0 / v0
-    # proposal centre: equation-wise ridge estimate with the prior precisions, its residual covariance
-    G0 = np.column_stack([np.linalg.solve(ZZ + np.diag(v0_inv[i * K:(i + 1) * K]), ZY[:, i]) for i in range(n)])
-    R = Y - Z @ G0
-    S = R.T @ R
+    m0 = np.zeros(n * K) if m0 is None else np.asarray(m0, dtype=float)
+    free = np.ones(n * K, dtype=bool) if free is None else np.asarray(free, dtype=bool)
+    m0 = np.where(free, m0, 0.0)
+    prior_b = v0_inv * m0 if np.any(m0) else None
+    sel = None if free.all() else free
     dof_post = max(T - K, n + 4)
     df = max(n + 3.0, df_shrink * dof_post)
-    psi = S * (df - n - 1) / (dof_post - n - 1)  # same mean as IW(S, T - K), wider
     total = tune + draws
     n_prop = chains * total
-    prop = stats.invwishart.rvs(df=df, scale=psi, size=n_prop, random_state=rng)
-    prop = np.asarray(prop, dtype=float).reshape(n_prop, n, n)
+    grid = np.zeros(n_prop, dtype=int) if len(Zs) == 1 else rng.integers(len(Zs), size=n_prop)
+    prop = np.empty((n_prop, n, n))
     logw = np.empty(n_prop)
-    Ls = np.empty((n_prop, n * K, n * K))
-    us = np.empty((n_prop, n * K))
-    for a in range(0, n_prop, _CHUNK):
-        sl = slice(a, a + _CHUNK)
-        ll, Ls[sl], us[sl] = _conditional(prop[sl], ZZ, ZY, YY, T, v0_inv)
-        logw[sl] = ll + _prior_log_density(prop[sl], eta, sigma_sd) - _iw_log_density(prop[sl], psi, df)
+    nf = int(free.sum())
+    Ls = np.empty((n_prop, nf, nf))
+    us = np.empty((n_prop, nf))
+    for g, Zg in enumerate(Zs):
+        ZZ, ZY = Zg.T @ Zg, Zg.T @ Y
+        # proposal centre: equation-wise ridge estimate with the prior, restricted columns dropped;
+        # its residual covariance
+        G0 = np.zeros((K, n))
+        for i in range(n):
+            f = free[i * K:(i + 1) * K]
+            A = ZZ[np.ix_(f, f)] + np.diag(v0_inv[i * K:(i + 1) * K][f])
+            G0[f, i] = np.linalg.solve(A, ZY[f, i] + (v0_inv * m0)[i * K:(i + 1) * K][f])
+        R = Y - Zg @ G0
+        psi = (R.T @ R) * (df - n - 1) / (dof_post - n - 1)  # same mean as IW(S, T - K), wider
+        rows = np.flatnonzero(grid == g)
+        if not len(rows):
+            continue
+        draw = stats.invwishart.rvs(df=df, scale=psi, size=len(rows), random_state=rng)
+        prop[rows] = np.asarray(draw, dtype=float).reshape(len(rows), n, n)
+        # the proposal's normalising constant differs between designs: (df / 2) log|psi|
+        log_norm = 0.5 * df * np.linalg.slogdet(psi)[1]
+        for a in range(0, len(rows), _CHUNK):
+            r = rows[a:a + _CHUNK]
+            ll, Ls[r], us[r] = _conditional(prop[r], ZZ, ZY, YY, T, v0_inv, prior_b, sel)
+            logw[r] = ll + _prior_log_density(prop[r], eta, sigma_sd) - _iw_log_density(prop[r], psi, df) - log_norm
     logw = logw.reshape(chains, total)
     idx = np.arange(n_prop).reshape(chains, total)
     log_unif = np.log(rng.uniform(size=(chains, total)))
@@ -104,11 +136,12 @@ def sample_collapsed(Y: np.ndarray, Z: np.ndarray, v0: np.ndarray, *, eta: float
                 accepted[c, t] = True
             keep[c, t] = cur
     keep = keep[:, tune:].reshape(-1)
-    # exact coefficient draws given each kept Sigma: G = L^-T (u + z)
-    z = rng.standard_normal((len(keep), n * K))
+    # exact coefficient draws given each kept Sigma (and design): G = L^-T (u + z)
+    z = rng.standard_normal((len(keep), nf))
     L = Ls[keep]
-    g = np.linalg.solve(np.swapaxes(L, -1, -2), (us[keep] + z)[..., None])[..., 0]
+    g = np.zeros((len(keep), n * K))
+    g[:, free] = np.linalg.solve(np.swapaxes(L, -1, -2), (us[keep] + z)[..., None])[..., 0]
     G = g.reshape(chains, draws, n, K).transpose(0, 1, 3, 2)  # (chains, draws, K, n)
-    return {"G": G, "Sigma": prop[keep].reshape(chains, draws, n, n),
+    return {"G": G, "Sigma": prop[keep].reshape(chains, draws, n, n), "design": grid[keep].reshape(chains, draws),
             "accepted": accepted[:, tune:], "acceptance_rate": float(accepted[:, tune:].mean()),
             "proposal_df": float(df)}

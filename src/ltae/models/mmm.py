@@ -662,6 +662,10 @@ class ShortTermMMM:
         """Sales without marketing: observed sales minus all media contributions, (S, T)."""
         return self.sales[None, :] - self.media_contributions(thin=thin).sum(-1)
 
+    def control_effect_draws(self, thin: int = 1) -> np.ndarray:
+        """Controls + Fourier seasonality in currency, per draw, (S, T)."""
+        return self._memo(("other", thin), lambda: self._other_effects(self._design(), thin))
+
     def get_base_sales(self) -> np.ndarray:
         """Posterior mean of base sales (currency), as the spec's API returns."""
         return self.base_sales_draws().mean(axis=0)

@@ -52,7 +52,6 @@ from ltae.data.validate import (
     check_duplicates,
     check_finite,
     check_nonnegative,
-    detect_spacing,
     find_column,
     find_date_column,
     fmt_date,
@@ -346,16 +345,28 @@ def read_plan(source, channels, *, name: str | None = None) -> SpendPlan:
         wide = df.rename(columns=mapping).set_index(DATE)[[c for c in channels if c in mapping.values()]]
         wide = wide.sort_index()
         rows = {pd.Timestamp(d): int(lab) for lab, d in df[DATE].items()}
-    # weekly spacing, on the sorted unique weeks
-    weeks = pd.DataFrame({DATE: wide.index}, index=[rows[pd.Timestamp(d)] for d in wide.index])
-    kind = detect_spacing(Table(weeks, table.name, table.row_kind, {DATE: dcol}), DATE, strict=True)
-    if kind != "weekly":
-        raise DataValidationError("plan rows are 1 day apart; a plan has one row per week", file=table.name,
-                                  column=dcol, row=int(weeks.index[1]), row_kind=table.row_kind,
-                                  hint="give weekly spend on the run's week dates")
+    _check_weekly(wide.index, rows, table, dcol)
     wide.index = pd.DatetimeIndex(wide.index, name=DATE)
     wide.columns.name = None
     return SpendPlan(wide.astype(float), table.name, rows, table.row_kind)
+
+
+def _check_weekly(weeks: pd.Index, rows: dict, table: Table, dcol: str) -> None:
+    """Sorted plan weeks must follow each other 7 days apart (no holes, one row per week)."""
+    weeks = pd.DatetimeIndex(weeks)
+    for prev, cur in zip(weeks[:-1], weeks[1:], strict=True):
+        days = (cur - prev).days
+        if days == 7:
+            continue
+        row = rows[pd.Timestamp(cur)]
+        if days % 7 == 0:
+            problem = (f"week {fmt_date(prev + pd.Timedelta(days=7))} missing between {fmt_date(prev)} and "
+                       f"{fmt_date(cur)}")
+            hint = "give every week from the plan's first to its last (0 for no spend)"
+        else:
+            problem = f"date {fmt_date(cur)} is {days} day{'s' if days != 1 else ''} after the previous week {fmt_date(prev)}"
+            hint = "a plan has one row per week, 7 days apart, dated like the run's weeks"
+        raise DataValidationError(problem, file=table.name, column=dcol, row=row, row_kind=table.row_kind, hint=hint)
 
 
 def _spend_values(table: Table, column: str, context) -> pd.Series:

@@ -333,7 +333,7 @@ def page_budget(run: LoadedRun, path: str, stamp: float) -> None:
                    + (f" --risk-quantile {risk:g}" if risk is not None else "")
                    + ("" if include_lt else " --short-term-only"))
             st.caption("The same numbers from the command line:")
-            st.code(cmd, language="bash")
+            st.code(cmd, language="bash", wrap_lines=True)
 
 
 @st.cache_resource(max_entries=64, show_spinner="Computing the scenario ...")

@@ -589,7 +589,8 @@ def scenario(
         t.add_row(f"[bold]{r.channel}[/bold]" if r.channel == "all" else str(r.channel), f"{r.extra_spend:,.0f}",
                   _interval(r.short_term_mean, r.short_term_lower, r.short_term_upper),
                   _interval(r.long_term_mean, r.long_term_lower, r.long_term_upper),
-                  _interval(r.total_mean, r.total_lower, r.total_upper), roi, f"{r.prob_positive:.0%}")
+                  _interval(r.total_mean, r.total_lower, r.total_upper), roi,
+                  "-" if r.prob_positive != r.prob_positive else f"{r.prob_positive:.0%}")
     console.print(t)
     console.print(f"wrote {out / 'scenario.csv'} and {out / 'scenario.png'}", highlight=False)
 

@@ -462,12 +462,18 @@ class ScenarioResult:
 
     def returns(self) -> pd.DataFrame:
         """Per channel and overall ("all"): extra spend, incremental return short/long/total
-        (mean and interval, currency of sales), return per extra unit of spend, P(total > 0)."""
+        (mean and interval, currency of sales), return per extra unit of spend (``roi_*``) and the
+        probability that the total increment is positive.
+
+        ``roi_*`` is NaN where the spend does not change (beyond rounding: 1e-6 of the spend) and, for
+        "all", for a reallocation (some channels up, some down), which has no single return per unit.
+        For a cut it is the return lost per unit saved. ``prob_positive`` is NaN where nothing changes."""
         inc = self.increment_draws()
         extra = self.extra_spend
-        # return per extra unit only where the extra spend is more than rounding (1e-6 of the spend)
         scale = np.abs(self.reference_spend).sum(axis=0) + np.abs(self.plan_spend).sum(axis=0)
-        defined = [*(np.abs(extra) > 1e-6 * np.maximum(scale, 1.0)), abs(extra.sum()) > 1e-6 * max(scale.sum(), 1.0)]
+        moved = np.abs(extra) > 1e-6 * np.maximum(scale, 1.0)
+        one_way = moved.any() and (np.all(extra[moved] > 0) or np.all(extra[moved] < 0))
+        defined = [*moved, bool(one_way)]
         rows = []
         for i, ch in enumerate([*self.channels, "all"]):
             pick = (lambda a, i=i: a[:, i]) if ch != "all" else (lambda a: a.sum(axis=1))
@@ -479,12 +485,10 @@ class ScenarioResult:
             tot = pick(inc["total"])
             if defined[i]:
                 m, lo, hi = self._q(tot / sp)
-                if sp < 0:  # a cut: the interval of return per unit keeps its order
-                    lo, hi = min(lo, hi), max(lo, hi)
                 row.update({"roi_mean": float(m), "roi_lower": float(lo), "roi_upper": float(hi)})
             else:
                 row.update({"roi_mean": np.nan, "roi_lower": np.nan, "roi_upper": np.nan})
-            row["prob_positive"] = float((tot > 0).mean())
+            row["prob_positive"] = float((tot > 0).mean()) if np.any(tot != 0) else np.nan
             rows.append(row)
         return pd.DataFrame(rows)
 

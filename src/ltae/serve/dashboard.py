@@ -443,7 +443,7 @@ def page_scenarios(run: LoadedRun, path: str, stamp: float) -> None:
                      "long term": interval(a.long_term_mean, a.long_term_lower, a.long_term_upper),
                      "total": interval(a.total_mean, a.total_lower, a.total_upper),
                      "return per extra unit": interval(a.roi_mean, a.roi_lower, a.roi_upper, fmt=ratio),
-                     "P(total > 0)": f"{a.prob_positive:.0%}"})
+                     "P(total > 0)": "-" if not np.isfinite(a.prob_positive) else f"{a.prob_positive:.0%}"})
     st.table(pd.DataFrame(rows).set_index("plan"))
 
     q = (1 - results[0].credible_interval) / 2

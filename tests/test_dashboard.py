@@ -231,3 +231,29 @@ def test_dashboard_cli_refuses_exposed_host_without_token(tmp_path, monkeypatch)
     assert r.exit_code == 2 and "folder not found" in r.stderr
     assert _is_loopback("127.0.0.1") and _is_loopback("localhost") and _is_loopback("::1")
     assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.5") and not _is_loopback("example.com")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("channels", [["Search"], [f"ch{i}" for i in range(7)]], ids=["1-channel", "7-channels"])
+def test_any_number_of_channels(tmp_path, channels):
+    """Every page and a scenario on runs of 1 and 7 channels (new model shapes: compiles)."""
+    from ltae import pipeline
+    from ltae.data.synthetic import generate_synthetic_data, save_to_csv
+
+    save_to_csv(generate_synthetic_data(n_weeks=70, seed=3, channels=channels), tmp_path / "data")
+    out = tmp_path / "run"
+    pipeline.run(tmp_path / "data", out, {"sampling": {"draws": 60, "tune": 60, "chains": 2, "seed": 1},
+                                          "replicates": 1}, store_path=tmp_path / "s.duckdb")
+    for page in ("Overview", "Budget", "Scenarios"):
+        at = open_page(out, page)
+        no_exception(at)
+        assert at.table, page
+    at = open_page(out, "Budget")
+    assert list(at.table[0].value.index) == channels
+    at = open_page(out, "Scenarios")
+    assert len(at.table[0].value) == 2
+    run = load_run(out)
+    plan = default_plan(run, 4)
+    plan[channels[-1]] = plan[channels[-1]] * 2
+    tab = run_scenario(run, plan).returns().set_index("channel")
+    assert tab.loc[channels[-1], "extra_spend"] > 0 and list(tab.index) == [*channels, "all"]

@@ -112,20 +112,21 @@ def page_url(url: str, page: str, run_dir) -> str:
     return f"{url}/?{urllib.parse.urlencode({'page': page, 'run': str(run_dir)})}"
 
 
-def wait_idle(driver, timeout: float = 60.0) -> None:
-    """Wait until the app has finished its script run (Streamlit's status widget gone) and rendered."""
+def wait_idle(driver, timeout: float = 60.0, ready: str = '[data-testid="stMain"] h1') -> None:
+    """Wait until the app has rendered (an element matching ``ready``: the page title) and finished
+    its script run (Streamlit's running-status widget gone), three polls in a row."""
     from selenium.webdriver.common.by import By
 
     t0 = time.time()
     quiet = 0
     while time.time() - t0 < timeout:
         running = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
-        app = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMain"], [data-testid="stAppViewContainer"]')
-        quiet = quiet + 1 if (app and not running) else 0
+        shown = driver.find_elements(By.CSS_SELECTOR, ready)
+        quiet = quiet + 1 if (shown and not running) else 0
         if quiet >= 3:
             return
         time.sleep(0.3)
-    raise TimeoutError("the dashboard kept running")
+    raise TimeoutError("the dashboard did not finish rendering")
 
 
 def exception_text(driver) -> list[str]:

@@ -151,6 +151,21 @@ def ratio(x) -> str:
     return f"{x:.2f}"
 
 
+def _cell(x):
+    """A table cell shown as text: st.table renders Markdown, so '> 1000' would be a quote and '-' a
+    list bullet; escape what Markdown reads at the start of a cell."""
+    if not isinstance(x, str):
+        return x
+    if x[:1] in (">", "#") or x in ("-", "+", "*") or x[:2] in ("- ", "+ ", "* "):
+        return "\\" + x
+    return x
+
+
+def table(df: pd.DataFrame) -> None:
+    """st.table of formatted text, Markdown-safe."""
+    st.table(df.map(_cell))
+
+
 def show_warnings(run: LoadedRun) -> None:
     """Checklist items that did not pass, before any number."""
     bad = [c for c in run.checklist if c.get("status") in ("warn", "fail")]
@@ -185,7 +200,7 @@ def page_overview(run: LoadedRun, path: str, stamp: float) -> None:
     roi = run.roi
     ci = f"{run.config.credible_interval:.0%}"
     st.subheader(f"ROI per channel (currency of sales per currency unit of spend; mean [{ci} interval])")
-    table = pd.DataFrame({
+    roi_tab = pd.DataFrame({
         "channel": roi["channel"], "spend": roi["spend"].map(money),
         "short term": [interval(*r, fmt=ratio) for r in roi[["short_term_roi_mean", "short_term_roi_lower",
                                                               "short_term_roi_upper"]].to_numpy()],
@@ -194,7 +209,7 @@ def page_overview(run: LoadedRun, path: str, stamp: float) -> None:
         "total": [interval(*r, fmt=ratio) for r in roi[["total_roi_mean", "total_roi_lower",
                                                         "total_roi_upper"]].to_numpy()],
     })
-    st.table(table.set_index("channel"))
+    table(roi_tab.set_index("channel"))
     rows = []
     for term, key in (("short term", "short_term_roi"), ("long term", "long_term_roi"), ("total", "total_roi")):
         for r in roi.itertuples():
@@ -216,7 +231,7 @@ def page_overview(run: LoadedRun, path: str, stamp: float) -> None:
                             "value": "-" if c.get("value") is None else f"{c['value']:.3g}",
                             "threshold": c.get("threshold"), "action": c.get("action")} for c in run.checklist])
     if len(checks):
-        st.table(checks.set_index("check"))
+        table(checks.set_index("check"))
 
     st.subheader("Contributions over time (posterior means, currency of sales per week)")
     contrib = contributions_frame(path, stamp)
@@ -320,7 +335,7 @@ def page_budget(run: LoadedRun, path: str, stamp: float) -> None:
             "return, optimal [95%]": [interval(*r) for r in df[["expected_return_mean", "expected_return_lower",
                                                                  "expected_return_upper"]].to_numpy()],
         })
-        st.table(shown.set_index("channel"))
+        table(shown.set_index("channel"))
         bars = pd.concat([pd.DataFrame({"channel": df["channel"], "split": "current", "spend": df["current_spend"]}),
                           pd.DataFrame({"channel": df["channel"], "split": "optimal", "spend": df["optimal_spend"]})])
         st.altair_chart(alt.Chart(bars).mark_bar().encode(
@@ -444,7 +459,7 @@ def page_scenarios(run: LoadedRun, path: str, stamp: float) -> None:
                      "total": interval(a.total_mean, a.total_lower, a.total_upper),
                      "return per extra unit": interval(a.roi_mean, a.roi_lower, a.roi_upper, fmt=ratio),
                      "P(total > 0)": "-" if not np.isfinite(a.prob_positive) else f"{a.prob_positive:.0%}"})
-    st.table(pd.DataFrame(rows).set_index("plan"))
+    table(pd.DataFrame(rows).set_index("plan"))
 
     q = (1 - results[0].credible_interval) / 2
     frames = []
@@ -477,7 +492,7 @@ def page_scenarios(run: LoadedRun, path: str, stamp: float) -> None:
         with col:
             st.markdown(f"**{r.plan_name}**")
             t = r.returns()
-            st.table(pd.DataFrame({
+            table(pd.DataFrame({
                 "channel": t["channel"], "extra spend": t["extra_spend"].map(money),
                 "short term": [interval(*x) for x in t[["short_term_mean", "short_term_lower",
                                                         "short_term_upper"]].to_numpy()],

@@ -141,11 +141,14 @@ def exception_text(driver) -> list[str]:
 
 
 def full_screenshot(driver, path, width: int = 1400) -> Path:
-    """Screenshot of the whole app (the window is grown to the content's height first)."""
+    """Screenshot of the whole app: the window is sized to the bottom of the page's content first."""
+    driver.set_window_size(width, 800)
+    time.sleep(0.5)
     h = driver.execute_script(
-        "const m = document.querySelector('[data-testid=\"stMain\"]') || document.body;"
-        "return Math.max(m.scrollHeight, document.body.scrollHeight);")
-    driver.set_window_size(width, min(max(int(h) + 120, 800), 6000))
+        "const els = document.querySelectorAll('[data-testid=\"stMain\"] *');"
+        "let b = 0; for (const e of els) { const r = e.getBoundingClientRect(); if (r.height > 0) "
+        "b = Math.max(b, r.bottom + window.scrollY); } return b;")
+    driver.set_window_size(width, min(max(int(h) + 160, 800), 8000))
     time.sleep(1.0)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

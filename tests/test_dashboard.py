@@ -173,6 +173,63 @@ def test_scenarios_same_numbers_as_the_api(run_dir, run):
     assert len(at.get("download_button")) == 1
 
 
+def test_scenarios_upload_and_edits(run_dir, run):
+    """Uploaded plans (good and bad), a reference upload and a cell edited in a plan's table."""
+    at = open_page(run_dir, "Scenarios")
+    at.radio(key="mode-0").set_value("Upload CSV").run()
+    bad = b"Date,Content\n2022-07-18,100\n2022-07-25,-5\n"
+    at.file_uploader(key="upload-0").upload("plan.csv", bad, "text/csv").run()
+    no_exception(at)
+    msg = at.error[-1].value
+    assert msg.startswith("Plan A: Plan A (plan.csv), column 'Content', line 3") and "negative spend" in msg
+    assert list(at.table[0].value.index) == ["Plan B"]  # the other plan is still computed
+    good = b"Date,Google\n2022-07-18,60000\n2022-07-25,60000\n"
+    at.file_uploader(key="upload-0").clear().upload("good.csv", good, "text/csv").run()
+    no_exception(at)
+    tab = at.table[0].value
+    res = run_scenario(run, pd.DataFrame({"Date": pd.to_datetime(["2022-07-18", "2022-07-25"]),
+                                          "Google": [60000.0, 60000.0]}), max_draws=1000)
+    a = res.returns().set_index("channel").loc["all"]
+    assert tab.loc["Plan A (good.csv)", "total"] == (f"{money(a.total_mean)} [{money(a.total_lower)}, "
+                                                     f"{money(a.total_upper)}]")
+    # a reference plan: the same as plan A, so plan A's increment is zero
+    at.file_uploader(key="reference").upload("ref.csv", good, "text/csv").run()
+    no_exception(at)
+    tab = at.table[0].value
+    assert tab.loc["Plan A (good.csv)", "total"] == "0 [0, 0]"
+    assert "reference (ref.csv)" in [m.value for m in at.markdown if "Incremental return vs" in m.value][0]
+    before_b = tab.loc["Plan B", "extra spend"]
+    # a cell edited in plan B's table: a negative spend names the row
+    at.session_state["editor-1"] = {"edited_rows": {2: {"Events": -1.0}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    no_exception(at)
+    assert any("Plan B: Plan B, column 'Events', row 3" in e.value and "negative spend" in e.value for e in at.error)
+    # an accepted edit changes the result; new inputs above the table start it afresh
+    at.session_state["editor-1"] = {"edited_rows": {2: {"Events": 0.0}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    no_exception(at)
+    edited = at.table[0].value.loc["Plan B", "extra spend"]
+    assert edited != before_b
+    at.number_input(key="pct-1-2").set_value(110.0).run()
+    at.number_input(key="pct-1-2").set_value(100.0).run()
+    no_exception(at)
+    assert at.table[0].value.loc["Plan B", "extra spend"] == before_b
+
+
+def test_budget_bounds_edits(run_dir, run):
+    at = open_page(run_dir, "Budget")
+    key = f"bounds-{run.run_id}"
+    at.session_state[key] = {"edited_rows": {1: {"min": 2.0}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    no_exception(at)
+    assert "Bounds of Events" in at.error[-1].value and not at.table
+    at.session_state[key] = {"edited_rows": {1: {"min": 1.0, "max": 1.0}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    no_exception(at)
+    tab = at.table[0].value
+    assert tab.loc["Events", "change"] == "+0.0%"  # held at its current spend
+
+
 def test_scenarios_page_of_a_run_without_irf(run_dir, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(run_dir, old)

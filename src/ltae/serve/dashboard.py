@@ -358,6 +358,13 @@ def scenario(path: str, stamp: float, plan_key: str, _plan, ref_key: str | None,
     return run_scenario(run, _plan, _reference, max_draws=SCENARIO_DRAWS, plan_name=name, reference_name=ref_name)
 
 
+@st.cache_resource(show_spinner=False)
+def upload_dir() -> Path:
+    """This server's private folder for uploaded plans (mode 0700; they are read from files so that
+    messages name the file's lines)."""
+    return Path(tempfile.mkdtemp(prefix="ltae-dashboard-uploads-"))
+
+
 def _frame_key(df: pd.DataFrame) -> str:
     return hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()
 
@@ -403,7 +410,10 @@ def plan_input(run: LoadedRun, i: int, tmp: Path):
     base[DATE] = base[DATE] + pd.Timedelta(weeks=int(gap))
     for j, ch in enumerate(run.channels):
         base[ch] = base[ch] * pct[j] / 100.0
-    ed_key = f"editor-{i}-{_frame_key(base)[:12]}"
+    ed_key, sig = f"editor-{i}", _frame_key(base)
+    if st.session_state.get(f"{ed_key}-built-from") != sig:  # new inputs above: start from the new table
+        st.session_state.pop(ed_key, None)
+        st.session_state[f"{ed_key}-built-from"] = sig
     edited = st.data_editor(base, hide_index=True, num_rows="dynamic", key=ed_key,
                             column_config={DATE: st.column_config.DateColumn(DATE, format="YYYY-MM-DD"),
                                            **{ch: st.column_config.NumberColumn(ch, format="%.0f", min_value=0.0)
@@ -422,8 +432,7 @@ def page_scenarios(run: LoadedRun, path: str, stamp: float) -> None:
     st.caption(f"Weekly spend for weeks after the data (last week {run.last_date:%Y-%m-%d}). Channels and weeks a "
                f"plan leaves out keep the reference's spend. Returns count carry-over and {run.horizon} weeks of "
                "long-term response after each week of spend; sales in currency of sales.")
-    tmp = Path(tempfile.gettempdir()) / "ltae_dashboard_uploads"
-    tmp.mkdir(exist_ok=True)
+    tmp = upload_dir()
     n = st.radio("Plans to compare", [1, 2, 3], index=1, horizontal=True, key="n-plans")
     ref_file = st.file_uploader("Reference plan (optional CSV; default: the recent average every week)",
                                 type=["csv"], key="reference")

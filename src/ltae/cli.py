@@ -1,4 +1,4 @@
-"""Command line: ``ltae generate | check | prepare`` (more commands plug in the same way).
+"""Command line: ``ltae generate | check | prepare | run | demo | optimize | scenario | dashboard | runs``.
 
 Adding a command::
 
@@ -496,6 +496,8 @@ def optimize(
     risk_quantile: Annotated[float | None, typer.Option("--risk-quantile", help="Maximise this quantile of the "
                                                         "return instead of its mean (e.g. 0.1).",
                                                         show_default=False)] = None,
+    include_long_term: Annotated[bool, typer.Option("--include-long-term/--short-term-only",
+                                                    help="Count the long-term (brand) return of spend.")] = True,
     out: Annotated[Path | None, typer.Option("--out", help="CSV to write (default RUN/budget_<budget>.csv).",
                                              show_default=False)] = None,
 ) -> None:
@@ -516,12 +518,13 @@ def optimize(
                                   file=str(run_dir))
     resp, channels = load_saved_run(run_dir)
     try:
-        df = optimize_budget(resp, budget, channels, (lo, hi), risk_quantile)
+        df = optimize_budget(resp, budget, channels, (lo, hi), risk_quantile, include_long_term=include_long_term)
     except ValueError as exc:
         raise DataValidationError(str(exc), file=str(run_dir)) from exc
     path = out or run_dir / f"budget_{int(df.attrs['budget'])}.csv"
     atomic_write_csv(path, df)
-    t = Table(title=f"Budget {df.attrs['budget']:,.0f}: expected uplift {df.attrs['uplift_mean']:,.0f} "
+    what = "short + long term" if include_long_term else "short term only"
+    t = Table(title=f"Budget {df.attrs['budget']:,.0f} ({what}): expected uplift {df.attrs['uplift_mean']:,.0f} "
               f"[{df.attrs['uplift_lower']:,.0f}, {df.attrs['uplift_upper']:,.0f}]")
     for c in ("channel", "current", "optimal", "change"):
         t.add_column(c, justify="right")
@@ -529,6 +532,121 @@ def optimize(
         t.add_row(str(r.channel), f"{r.current_spend:,.0f}", f"{r.optimal_spend:,.0f}", f"{r.change_pct:+.1f}%")
     out_console().print(t)
     out_console().print(f"wrote {path}", highlight=False)
+
+
+def _interval(m: float, lo: float, hi: float) -> str:
+    import math
+
+    if not all(math.isfinite(v) for v in (m, lo, hi)):
+        return "-"
+    return f"{m:,.0f} [{lo:,.0f}, {hi:,.0f}]"
+
+
+@app.command()
+@handle_errors
+def scenario(
+    run_dir: Annotated[Path, typer.Option("--run", help="Output folder of a finished `ltae run`.")],
+    plan: Annotated[Path, typer.Option("--plan", help="CSV of weekly spend for weeks after the data: Date plus "
+                                       "one column per channel, or Date,Channel,Spend. Channels left out and "
+                                       "weeks before its first week keep the reference's spend.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for scenario.csv and scenario.png.")],
+    reference: Annotated[Path | None, typer.Option("--reference", help="CSV of the plan to compare with "
+                                                   "(default: the recent average spend every week).",
+                                                   show_default=False)] = None,
+    recent_weeks: Annotated[int, typer.Option("--recent-weeks", min=1, help="Weeks of data behind the recent "
+                                              "average spend.")] = 13,
+    draws: Annotated[int, typer.Option("--draws", min=10, help="Posterior draws used (thinned evenly).")] = 2000,
+) -> None:
+    """Predict a future spend plan against a reference: weekly sales with intervals and the incremental
+    return (short term, long term, total) per channel, counting effects up to the long-term horizon."""
+    from rich.table import Table
+
+    from ltae.analysis.scenarios import run_scenario
+    from ltae.data.validate import DataValidationError
+    from ltae.report.scenario import fig_scenario, write_scenario_figure
+    from ltae.store.artifacts import atomic_write_csv
+
+    if out.exists() and not out.is_dir():
+        raise DataValidationError("--out must be a folder, not a file", file=str(out))
+    res = run_scenario(run_dir, plan, reference, recent_weeks=recent_weeks, max_draws=draws)
+    frame = res.to_frame()
+    fig_scenario(res)  # drawn before anything is written: a failure leaves no half output
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_csv(out / "scenario.csv", frame)
+    write_scenario_figure(res, out / "scenario.png")
+    console = out_console()
+    ci = f"{res.credible_interval:.0%}"
+    span = res.dates[res.phase == "plan"]
+    console.print(f"plan {res.plan_name}: {len(span)} weeks ({span[0]:%Y-%m-%d} to {span[-1]:%Y-%m-%d}) against "
+                  f"{res.reference_name}; window to {res.dates[-1]:%Y-%m-%d} (long-term horizon {res.horizon} "
+                  f"weeks); {res.n_draws} draws", highlight=False)
+    t = Table(title=f"Incremental return of the plan vs {res.reference_name} (currency of sales; mean [{ci} "
+              f"interval])")
+    for c in ("channel", "extra spend", "short term", "long term", "total", "return per extra unit", "P(total > 0)"):
+        t.add_column(c, justify="left" if c == "channel" else "right")
+    for r in res.returns().itertuples():
+        roi = "-" if r.roi_mean != r.roi_mean else f"{r.roi_mean:.2f} [{r.roi_lower:.2f}, {r.roi_upper:.2f}]"
+        t.add_row(f"[bold]{r.channel}[/bold]" if r.channel == "all" else str(r.channel), f"{r.extra_spend:,.0f}",
+                  _interval(r.short_term_mean, r.short_term_lower, r.short_term_upper),
+                  _interval(r.long_term_mean, r.long_term_lower, r.long_term_upper),
+                  _interval(r.total_mean, r.total_lower, r.total_upper), roi,
+                  "-" if r.prob_positive != r.prob_positive else f"{r.prob_positive:.0%}")
+    console.print(t)
+    console.print(f"wrote {out / 'scenario.csv'} and {out / 'scenario.png'}", highlight=False)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+@handle_errors
+def dashboard(
+    runs_dir: Annotated[Path, typer.Option("--runs", help="Folder searched for run folders (two levels deep).")] = (
+        Path(".")),
+    store: Annotated[Path | None, typer.Option("--store", help="DuckDB results store whose runs are listed too "
+                                               "(default: $LTAE_STORE or ltae_runs.duckdb in --runs).",
+                                               show_default=False)] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run", help="Run folder to open first.",
+                                                 show_default=False)] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind; anything but loopback needs "
+                                      "LTAE_DASHBOARD_TOKEN.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8501,
+) -> None:
+    """Interactive dashboard (Streamlit): runs, ROI and checklist, budget allocation, scenario planner."""
+    import subprocess
+
+    from ltae.data.validate import DataValidationError
+
+    try:
+        import streamlit  # noqa: F401
+    except ImportError:
+        raise DataValidationError("Streamlit is not installed", hint="pip install 'ltae[dashboard]'") from None
+    if not _is_loopback(host) and not os.environ.get("LTAE_DASHBOARD_TOKEN", "").strip():
+        raise DataValidationError(f"--host {host} exposes the dashboard beyond this machine without a token",
+                                  hint="set LTAE_DASHBOARD_TOKEN (the page then asks for it) or bind to 127.0.0.1")
+    if not runs_dir.is_dir():
+        raise DataValidationError("folder not found", file=str(runs_dir), hint="--runs takes a folder of runs")
+    import ltae.serve
+
+    script = Path(ltae.serve.__file__).parent / "dashboard.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host,
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "viewer",
+           "--", "--runs", str(runs_dir.resolve())]
+    if store is not None:
+        cmd += ["--store", str(store.resolve())]
+    if run_dir is not None:
+        cmd += ["--run", str(run_dir.resolve())]
+    out_console().print(f"dashboard on http://{host}:{port} (Ctrl+C stops it)", highlight=False)
+    raise typer.Exit(subprocess.call(cmd))
 
 
 @app.command()

@@ -22,6 +22,7 @@ import pandas as pd
 from ltae.analysis.diagnostics import fit_metrics
 from ltae.analysis.optimize import ResponseModel, optimize_budget
 from ltae.analysis.roi import align_draws, roi_table
+from ltae.analysis.scenarios import irf_dataset
 from ltae.config import RunConfig
 from ltae.models.bvar import BVAR
 from ltae.models.mmm import ShortTermMMM, _fourier
@@ -131,8 +132,9 @@ def pick_base_draws(mmm: ShortTermMMM, replicates: int, seed: int, net_of_contro
     return base[idx]
 
 
-def long_term_result(bvar: BVAR, cfg: RunConfig) -> LongTermResult:
-    irf = bvar.calculate_irf(periods=cfg.horizon, credible_interval=cfg.credible_interval)
+def long_term_result(bvar: BVAR, cfg: RunConfig, irf: dict | None = None) -> LongTermResult:
+    if irf is None:
+        irf = bvar.calculate_irf(periods=cfg.horizon, credible_interval=cfg.credible_interval)
     return LongTermResult(
         endog_names=bvar.endog_names, channels=bvar.exog_names, horizon=cfg.horizon, irf_mean=irf["mean"],
         irf_lower=irf["lower"], irf_upper=irf["upper"], cumulative_mean=irf["cumulative_mean"],
@@ -274,7 +276,10 @@ def run(data=None, out="ltae_output", config: RunConfig | dict | None = None,
                                                             cfg.step_key("bvar", data_hash), cfg, progress,
                                                             cfg.sampling.bvar_sampler)
     t = time.perf_counter()
-    long = long_term_result(bvar, cfg)
+    irf = bvar.calculate_irf(periods=cfg.horizon, credible_interval=cfg.credible_interval)
+    long = long_term_result(bvar, cfg, irf)
+    # the impulse-response draws, so scenarios (ltae scenario, the dashboard) need no refit
+    art.write_netcdf(out / "posteriors" / "irf.nc", irf_dataset(irf))
     timings["long_term_post_s"] = time.perf_counter() - t
     progress("long_term", "done")
 
@@ -368,6 +373,7 @@ def manifest(result: RunResult, cfg: RunConfig, data_hash: str) -> dict:
             "versions": vers, "python": platform.python_version(), "timings": result.timings,
             "files": sorted(["report.html", "roi.csv", "budget.csv", "diagnostics.json", "prepared_data.csv",
                              "quality.json", "roi_draws.csv", "posteriors/short_term.nc", "posteriors/long_term.nc",
+                             "posteriors/irf.nc",
                              *result.figures.values()])}
 
 

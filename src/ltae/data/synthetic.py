@@ -20,6 +20,9 @@ Truth (written to ``truth.json``):
   spend in i, summed over ``horizon`` weeks from the week of the extra spend, obtained by
   simulating the funnel with and without the extra spend (same noise);
 * total ROI = short + long.
+
+Scenarios (``scenario_truth``): the true response to a future spend plan against a reference plan,
+by continuing the same simulation past the data's end with each plan and differencing the sales.
 """
 
 from __future__ import annotations
@@ -328,6 +331,76 @@ def generate_synthetic_data(
     for i, ch in enumerate(channels):
         components[f"media_{ch}"] = media[:, i]
     return SyntheticData(sales_df, spend_long, brand, competitor_df, macro, truth, p, components)
+
+
+def scenario_truth(data: SyntheticData, plan_spend, reference_spend, horizon: int | None = None) -> dict:
+    """The generator's true response to a future spend plan against a reference plan.
+
+    ``plan_spend`` and ``reference_spend`` are (W, C) weekly spend (currency, channels in the order of
+    ``data.params.channels``) for the W weeks right after the data's last week. The simulation is
+    continued past the data's end with each, with the same noise (future shocks identical in both),
+    and the sales are differenced: the short-term part is the media response (adstock and Hill on
+    the spend history followed by the plan), the long-term part the response of base sales through
+    the brand funnel. The funnel is linear and the media carry no noise, so the difference does not
+    depend on the noise at all.
+
+    Returns, in currency of sales:
+
+    * ``weekly_short`` (W, C), ``weekly_long_window`` (W, C): the simulated weekly differences per
+      channel (long term: every effect that lands inside the W weeks);
+    * ``irf`` (horizon, C): the true base-sales response per unit of spend, weeks 0..horizon-1;
+    * ``weekly_long`` (W, C): long-term differences counting ``horizon`` weeks of response per
+      week of extra spend, the convention of long-term ROI (and of ``ltae.analysis.scenarios``);
+    * ``short_term``, ``long_term``, ``total`` (C,) sums over the W weeks (long term with the
+      horizon convention), and ``*_all`` the sums over channels; ``long_term_window`` (C,) the
+      simulated long-term sum inside the window."""
+    p = data.params
+    horizon = int(horizon or data.truth.get("horizon", 24))
+    hist = data.spend_wide.to_numpy(dtype=float)
+    n, C = hist.shape
+    plan = np.asarray(plan_spend, dtype=float).reshape(-1, C)
+    ref = np.asarray(reference_spend, dtype=float).reshape(-1, C)
+    if plan.shape != ref.shape:
+        raise ValueError(f"plan {plan.shape} and reference {ref.shape} must have the same shape")
+    W = len(plan)
+    total = n + W + horizon
+
+    def sim(future: np.ndarray) -> dict:
+        sp = np.vstack([hist, future, np.tile(ref[-1:] if W else np.asarray(p.mean_spend)[None], (horizon, 1))])
+        zero = {k: np.zeros(total) for k in ("aw", "co", "lvl")}  # the same (any) noise in every run
+        return _simulate(p, sp, zero, total)
+
+    base = sim(ref)
+    short = np.zeros((W, C))
+    long_window = np.zeros((W, C))
+    for c in range(C):  # the funnel is linear and media are per channel: channel c's own part
+        fut = ref.copy()
+        fut[:, c] = plan[:, c]
+        run = sim(fut)
+        short[:, c] = (run["media"] - base["media"])[n:n + W, c]
+        long_window[:, c] = (run["level_dev"] - base["level_dev"])[n:n + W]
+    # true impulse responses (one unit of spend in week 0), for the horizon convention
+    irf = np.zeros((horizon, C))
+    delta = 1_000.0
+    for c in range(C):
+        fut = np.vstack([ref, np.tile(ref[-1:] if W else np.asarray(p.mean_spend)[None], (horizon, 1))])
+        imp = fut.copy()
+        imp[0, c] += delta
+        sp0 = np.vstack([hist, fut])
+        sp1 = np.vstack([hist, imp])
+        zero = {k: np.zeros(len(sp0)) for k in ("aw", "co", "lvl")}
+        d = _simulate(p, sp1, zero, len(sp1))["level_dev"] - _simulate(p, sp0, zero, len(sp0))["level_dev"]
+        irf[:, c] = d[n:n + horizon] / delta
+    dspend = plan - ref
+    weekly_long = np.zeros((W, C))
+    for h in range(min(horizon, W)):
+        weekly_long[h:] += irf[h][None, :] * dspend[:W - h]
+    st, lt = short.sum(0), irf.sum(0) * dspend.sum(0)
+    return {"channels": list(p.channels), "weekly_short": short, "weekly_long_window": long_window,
+            "weekly_long": weekly_long, "irf": irf, "short_term": st, "long_term": lt, "total": st + lt,
+            "long_term_window": long_window.sum(0), "short_term_all": float(st.sum()),
+            "long_term_all": float(lt.sum()), "total_all": float((st + lt).sum()),
+            "units": "currency of sales", "horizon": horizon}
 
 
 def save_to_csv(data: SyntheticData, output_dir) -> Path:

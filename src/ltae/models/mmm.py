@@ -645,17 +645,28 @@ class ShortTermMMM:
         spend_future = np.asarray(spend_future, dtype=float)
         H = len(spend_future)
         full = np.vstack([self.spend, spend_future])
-        media = self.media_contributions(spend=full, thin=thin)[:, -H:, :].sum(-1) / self.y_scale
+        media = self.media_contributions(spend=full, thin=thin)[:, -H:, :].sum(-1)
+        return media + self.base_forecast(H, controls_future, thin=thin, seed=seed)
+
+    def base_forecast(self, weeks: int, controls_future=None, thin: int = 1, seed: int = 0,
+                      noise: bool = True) -> np.ndarray:
+        """Draws of sales without media for the ``weeks`` weeks after the fitted window, (S, weeks),
+        currency: the filtered level at the last week carried forward (its variance growing by
+        sigma_level^2 a week), seasonality continued, controls held at their last values unless given,
+        plus observation noise (``noise=False``: the expected base sales given each draw)."""
+        H = int(weeks)
         if controls_future is None:
             controls_future = np.tile(self.controls[-1:], (H, 1)) if self.controls.shape[1] else np.zeros((H, 0))
-        d = self._design(spend=spend_future, controls=np.asarray(controls_future, float), t_offset=self.n_weeks, n=H)
+        d = self._design(spend=np.zeros((H, len(self.channels))), controls=np.asarray(controls_future, float),
+                         t_offset=self.n_weeks, n=H)
         other = self._other_effects(d, thin) / self.y_scale
         st = self.level_states(thin)
         h = np.arange(1, H + 1)
-        var = (st["P_last"][:, None] + h[None, :] * self.draws("sigma_level")[::thin, None] ** 2
-               + self.draws("sigma")[::thin, None] ** 2)
+        var = st["P_last"][:, None] + h[None, :] * self.draws("sigma_level")[::thin, None] ** 2
+        if noise:
+            var = var + self.draws("sigma")[::thin, None] ** 2
         rng = np.random.default_rng(seed)
-        mean = media + other + st["a_last"][:, None]
+        mean = other + st["a_last"][:, None]
         return (mean + np.sqrt(var) * rng.standard_normal(mean.shape)) * self.y_scale
 
     def base_sales_draws(self, thin: int = 1) -> np.ndarray:

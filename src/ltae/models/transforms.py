@@ -22,7 +22,7 @@ def lag_stack(x: np.ndarray, l_max: int) -> np.ndarray:
     """(T, C) -> (T, C, l_max) with [t, c, l] = x[t - l, c] (0 before the start)."""
     x = np.asarray(x, dtype=float)
     out = np.zeros(x.shape + (l_max,), dtype=float)
-    for lag in range(l_max):
+    for lag in range(min(l_max, x.shape[0])):  # a series shorter than l_max has fewer lags
         out[lag:, ..., lag] = x[: x.shape[0] - lag]
     return out
 

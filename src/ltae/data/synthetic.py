@@ -24,7 +24,6 @@ Truth (written to ``truth.json``):
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -332,7 +331,7 @@ def generate_synthetic_data(
 
 def save_to_csv(data: SyntheticData, output_dir) -> Path:
     """Write the five CSV files plus ``truth.json`` (atomically, file by file)."""
-    from ltae.store.artifacts import atomic_write_text
+    from ltae.store.artifacts import atomic_write_csv, atomic_write_json
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -346,8 +345,8 @@ def save_to_csv(data: SyntheticData, output_dir) -> Path:
     for name, df in frames.items():
         df = df.copy()
         df["Date"] = pd.to_datetime(df["Date"]).dt.strftime("%Y-%m-%d")
-        atomic_write_text(out / name, df.to_csv(index=False))
+        atomic_write_csv(out / name, df)
     payload = dict(data.truth)
     payload["params"] = asdict(data.params)
-    atomic_write_text(out / "truth.json", json.dumps(payload, indent=2))
+    atomic_write_json(out / "truth.json", payload)
     return out

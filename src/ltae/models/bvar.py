@@ -26,7 +26,7 @@ import re
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from ltae.models import sampling
 
@@ -47,6 +47,15 @@ class BVARPriors(BaseModel):
     minnesota: bool = False
     minnesota_lambda: float = 0.5  # overall tightness
     minnesota_theta: float = 0.5  # cross-variable relative tightness
+
+    @model_validator(mode="after")
+    def _lag_variance(self) -> BVARPriors:
+        v = self.lag_variance
+        if v is not None and len(v) != self.lags:
+            raise ValueError(f"lag_variance needs one value per lag: {self.lags} values, got {len(v)}")
+        if v is not None and not all(x > 0 for x in v):
+            raise ValueError("lag_variance values must be positive")
+        return self
 
     def lag_sds(self) -> np.ndarray:
         v = self.lag_variance or [float(lag) for lag in range(1, self.lags + 1)]

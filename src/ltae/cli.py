@@ -495,7 +495,9 @@ def demo(
     from rich.table import Table
 
     from ltae.data.synthetic import generate_synthetic_data, save_to_csv
+    from ltae.store.lock import check_free
 
+    check_free(out)  # another run in this folder: stop before rewriting its data
     data_dir = out / "data"
     save_to_csv(generate_synthetic_data(seed=seed), data_dir)
     sampling = {"seed": seed, "sampler": sampler}

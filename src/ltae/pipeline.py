@@ -308,6 +308,11 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
     if data is not None:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": str(data)})})
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        from ltae.data.validate import DataValidationError
+
+        raise DataValidationError("the output path is a file, not a folder", file=str(out),
+                                  hint="pass a folder to --out")
     check_free(out)  # a second run into a folder in use stops here, before any work
     timings: dict = {}
     t_all = time.perf_counter()

@@ -4,7 +4,8 @@ Names in ltae's CSV outputs come from the user's data. A text cell starting with
 ``-``, ``@``, a tab or a carriage return would be run as a formula when the file is opened in a
 spreadsheet, so ltae writes it with a leading apostrophe (``=1+1`` -> ``'=1+1``). Numbers are never
 touched. ltae's readers undo it: a cell ``'`` + one of those characters is read without the
-apostrophe, so a file ltae wrote reads back with the original names.
+apostrophe, so a file ltae wrote reads back with the original names (a name that itself starts
+with apostrophes before such a character gets one more, so the round trip is exact).
 """
 
 from __future__ import annotations
@@ -14,16 +15,22 @@ from typing import Any
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _formula_like(text: str) -> bool:
+    """Starts with a formula character, possibly after apostrophes (so that escaping round-trips:
+    a name that itself starts with ``'=`` is written ``''=`` and read back as ``'=``)."""
+    return text.lstrip("'").startswith(FORMULA_START)
+
+
 def neutralize_cell(value: Any) -> Any:
     """A text cell that a spreadsheet would evaluate gets a leading apostrophe; other values as is."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    if isinstance(value, str) and _formula_like(value):
         return "'" + value
     return value
 
 
 def unneutralize_cell(value: Any) -> Any:
     """Inverse of :func:`neutralize_cell` (other values as is)."""
-    if isinstance(value, str) and len(value) > 1 and value[0] == "'" and value[1:].startswith(FORMULA_START):
+    if isinstance(value, str) and value.startswith("'") and _formula_like(value):
         return value[1:]
     return value
 

@@ -14,13 +14,14 @@ Readers never create the file or its tables.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
 from pathlib import Path
 
 import pandas as pd
+
+from ltae.store.artifacts import dumps_strict
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -127,7 +128,7 @@ def record_run(path: str | Path, result, timeout: float | None = None) -> None:
              str(result.dataset_summary.get("source")), int(result.short.sales.shape[0]), len(result.short.channels),
              cfg["sampling"]["sampler"], cfg["sampling"]["draws"], cfg["sampling"]["chains"], cfg["sampling"]["seed"],
              _finite(result.timings.get("total_s")), sum(c["status"] == "pass" for c in checks),
-             len(checks), json.dumps(cfg)])
+             len(checks), dumps_strict(cfg)])
         roi = result.roi[ROI_COLUMNS].copy()
         roi.insert(0, "run_id", result.run_id)
         con.executemany("INSERT INTO roi VALUES (" + ",".join("?" * len(roi.columns)) + ")",

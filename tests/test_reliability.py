@@ -337,6 +337,19 @@ def test_two_concurrent_cli_runs_into_one_folder(data_dir, tmp_path):
     assert list_runs(tmp_path / "s.duckdb").run_id.tolist() == [saved.run_id]
 
 
+@pytest.mark.slow
+def test_two_concurrent_cli_runs_into_one_store_both_land(data_dir, tmp_path):
+    code = ("import sys; from ltae.cli import app; sys.argv = ['ltae'] + sys.argv[1:]; app()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, "run", "--data", str(data_dir), "--out",
+                               str(tmp_path / f"o{s}"), "--draws", "100", "--tune", "100", "--chains", "2",
+                               "--seed", str(s), "--store", str(tmp_path / "s.duckdb")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in (1, 2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    ids = {open_run(tmp_path / f"o{s}").run_id for s in (1, 2)}
+    assert set(list_runs(tmp_path / "s.duckdb").run_id) == ids
+
+
 # --------------------------------------------------------------------------------------------
 # the results store
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m benchmarks [timing|recovery] [--seeds N] [--draws D]``.
+"""Benchmarks: ``python -m benchmarks [timing|recovery|pipeline|scale|soak] [--seeds N] [--draws D]``.
 
 Prints a table and writes JSON to benchmarks/results/. Speed and recovery targets live here, never
 in timed test asserts.
@@ -196,10 +196,92 @@ def scale_case(args) -> dict:
     return out
 
 
+SOAK_RUN = """
+import json, sys
+from ltae import pipeline
+data, out, store, cfg = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+r = pipeline.run(data, out, cfg, store_path=store)
+print(json.dumps({"run_id": r.run_id}))
+"""
+
+
+def soak(args) -> dict:
+    """Reliability soak: ``--runs`` whole pipeline runs with small draws, ``--parallel`` at a time,
+    each in its own process and output folder, all recording into one DuckDB store. Counts runs
+    that failed, records lost from the store (a run that finished but whose id is not in it) and
+    corrupt artefacts (a folder that ``open_run`` refuses, or whose roi.csv differs from the store's
+    ROI rows). All three should be 0."""
+    import subprocess
+    import sys
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pandas as pd
+
+    from ltae.data.synthetic import generate_synthetic_data, save_to_csv
+    from ltae.store.results import connect, list_runs
+    from ltae.store.runs import RunFolderError, open_run
+
+    draws, tune = args.draws, args.tune or 100
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data, store = tmp / "data", tmp / "store.duckdb"
+        save_to_csv(generate_synthetic_data(n_weeks=args.weeks, seed=1), data)
+
+        def one(k: int) -> dict:
+            cfg = {"sampling": {"draws": draws, "tune": tune, "chains": 2, "seed": 1000 + k}, "replicates": 2}
+            t = time.perf_counter()
+            p = subprocess.run([sys.executable, "-c", SOAK_RUN, str(data), str(tmp / f"run{k}"), str(store),
+                                json.dumps(cfg)], capture_output=True, text=True)
+            row = {"run": k, "returncode": p.returncode, "wall_s": time.perf_counter() - t, "run_id": None}
+            if p.returncode == 0:
+                row["run_id"] = json.loads(p.stdout.strip().splitlines()[-1])["run_id"]
+            else:
+                row["error"] = p.stderr[-1500:]
+            print(f"run {k:3d}: rc {p.returncode}  {row['wall_s']:6.1f} s  {row['run_id']}", flush=True)
+            return row
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(args.parallel) as ex:
+            rows = list(ex.map(one, range(args.runs)))
+        wall = time.perf_counter() - t0
+        recorded = set(list_runs(store).run_id) if store.exists() else set()
+        con = connect(store, read_only=True) if store.exists() else None
+        lost, corrupt = [], []
+        for row in rows:
+            if row["run_id"] is None:
+                continue
+            if row["run_id"] not in recorded:
+                lost.append(row["run"])
+            try:
+                saved = open_run(tmp / f"run{row['run']}")
+                if saved.run_id != row["run_id"]:
+                    raise RunFolderError(f"folder holds run {saved.run_id}, not {row['run_id']}")
+                roi = saved.roi()
+                if con is not None and row["run_id"] in recorded:
+                    db = con.execute("SELECT channel, total_roi_mean FROM roi WHERE run_id = ? ORDER BY channel",
+                                     [row["run_id"]]).df()
+                    mine = roi[["channel", "total_roi_mean"]].sort_values("channel").reset_index(drop=True)
+                    pd.testing.assert_frame_equal(db, mine, check_dtype=False)
+            except Exception as exc:  # noqa: BLE001 - counted, with the reason
+                corrupt.append({"run": row["run"], "error": f"{type(exc).__name__}: {exc}"[:500]})
+        if con is not None:
+            con.close()
+    failed = [r["run"] for r in rows if r["returncode"] != 0]
+    res = {"runs": args.runs, "parallel": args.parallel, "weeks": args.weeks, "draws": draws, "tune": tune,
+           "chains": 2, "wall_s": wall, "failed_runs": len(failed), "lost_records": len(lost),
+           "corrupt_artifacts": len(corrupt), "records_in_store": len(recorded), "failed": failed, "lost": lost,
+           "corrupt": corrupt, "per_run_wall_s": [r["wall_s"] for r in rows],
+           "errors": [r.get("error") for r in rows if r.get("error")][:5]}
+    print(f"soak: {args.runs} runs, {args.parallel} at a time, {wall:.0f} s: failed {len(failed)}, "
+          f"lost records {len(lost)}, corrupt artefacts {len(corrupt)}", flush=True)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
-    ap.add_argument("case", choices=["timing", "recovery", "pipeline", "scale"], nargs="?", default="timing")
-    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("case", choices=["timing", "recovery", "pipeline", "scale", "soak"], nargs="?", default="timing")
+    ap.add_argument("--draws", type=int, help="draws per chain (default 1000; soak: 100)")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--tune", type=int, help="tuning steps per chain (default: the production default)")
     ap.add_argument("--samplers", nargs="+", default=["nutpie", "numpyro"])
@@ -210,8 +292,14 @@ def main() -> None:
     ap.add_argument("--mmm-priors", help='recovery: JSON of MMMPriors overrides, e.g. \'{"roi_sigma_sd": 0.3}\'')
     ap.add_argument("--tag", help="recovery: write recovery_<tag>.json instead of the standard files")
     ap.add_argument("--run-config", help='recovery: JSON of RunConfig overrides, e.g. \'{"bvar_controls": true}\'')
+    ap.add_argument("--runs", type=int, default=20, help="soak: number of pipeline runs")
+    ap.add_argument("--parallel", type=int, default=4, help="soak: runs at a time")
+    ap.add_argument("--weeks", type=int, default=80, help="soak: weeks of generated data")
     args = ap.parse_args()
-    res = {"timing": timing, "recovery": recovery, "pipeline": pipeline_case, "scale": scale_case}[args.case](args)
+    if args.draws is None:
+        args.draws = 100 if args.case == "soak" else 1000
+    res = {"timing": timing, "recovery": recovery, "pipeline": pipeline_case, "scale": scale_case,
+           "soak": soak}[args.case](args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.case == "recovery":
         pairs = (("short_term", "recovery_short_term.json"), ("long_term", "recovery_long_term.json"))
@@ -228,7 +316,8 @@ def main() -> None:
             (RESULTS / name).write_text(json.dumps(part, indent=2, default=float))
             print(f"wrote {RESULTS / name}")
     else:
-        name = {"timing": "timing_208x4.json", "pipeline": "pipeline_208x4.json", "scale": "scale.json"}[args.case]
+        name = {"timing": "timing_208x4.json", "pipeline": "pipeline_208x4.json", "scale": "scale.json",
+                "soak": "soak.json"}[args.case]
         (RESULTS / name).write_text(json.dumps(res, indent=2, default=float))
         print(f"wrote {RESULTS / name}")
 

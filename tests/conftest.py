@@ -1,12 +1,34 @@
-"""Shared fixtures. ``small_run``: one finished pipeline run with tiny draws (80 weeks, 4 channels),
-built once per test session and used by the scenario, dashboard and browser tests."""
+"""Shared test setup.
+
+* No test writes to the user's results store (``LTAE_STORE`` and ``XDG_DATA_HOME`` point at a
+  temporary folder for the whole session).
+* ``small_run``: one finished pipeline run with tiny draws (80 weeks, 4 channels), built once per test
+  session and used by the scenario, dashboard and browser tests.
+"""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 SMALL_RUN_WEEKS, SMALL_RUN_SEED = 80, 4
 SMALL_RUN_CFG = {"sampling": {"draws": 100, "tune": 100, "chains": 2, "seed": 5}, "replicates": 2}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_results_store(tmp_path_factory):
+    """Point the default results store (LTAE_STORE, XDG_DATA_HOME) at a temporary folder."""
+    d = tmp_path_factory.mktemp("ltae_store")
+    saved = {k: os.environ.get(k) for k in ("LTAE_STORE", "XDG_DATA_HOME")}
+    os.environ["LTAE_STORE"] = str(d / "ltae_runs.duckdb")
+    os.environ["XDG_DATA_HOME"] = str(d / "xdg")
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(scope="session")

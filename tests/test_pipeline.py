@@ -89,16 +89,16 @@ def test_kill_during_long_term_then_resume(data_dir, tmp_path):
             f"pipeline.run({str(data_dir)!r}, {str(out)!r}, json.loads(sys.argv[1]), store_path={str(tmp_path / 's.duckdb')!r})")
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(cfg)], start_new_session=True)
     deadline = time.time() + 400
-    while time.time() < deadline and not (out / "posteriors" / "short_term.json").exists():
+    while time.time() < deadline and not (out / "posteriors" / "short_term.nc").exists():
         time.sleep(0.5)
-    assert (out / "posteriors" / "short_term.json").exists()
+    assert (out / "posteriors" / "short_term.nc").exists()
     time.sleep(3)  # inside the long-term step
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "roi.csv").exists()
     leftovers = [p for p in out.rglob(".*") if p.is_file()]
     assert not leftovers or all(p.name.startswith(".") for p in leftovers)  # only temporaries, cleaned next run
-    assert not (out / "posteriors" / "long_term.json").exists()  # killed inside the long-term step
+    assert not (out / "posteriors" / "long_term.nc").exists()  # killed inside the long-term step
     res = pipeline.run(data_dir, out, cfg, store_path=tmp_path / "s.duckdb")
     assert res.diagnostics["short_term"]["resumed"] is True
     assert (out / "roi.csv").is_file()

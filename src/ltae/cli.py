@@ -11,6 +11,9 @@ Adding a command::
 ``handle_errors`` turns :class:`~ltae.data.DataValidationError` into ``error: <message>`` on
 stderr with exit code 2, and any other exception into ``error: ...`` with exit code 1; the
 traceback is shown only with ``ltae --debug ...`` or ``LTAE_DEBUG=1``.
+
+Names from the data (channels, columns, paths) can hold rich markup (``B[/x]``): print them with
+:func:`esc` (or as ``rich.text.Text``), never inside a markup string unescaped.
 """
 
 from __future__ import annotations
@@ -62,6 +65,13 @@ def debug_enabled() -> bool:
     return _state["debug"] or os.environ.get("LTAE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def esc(value) -> str:
+    """``str(value)`` with rich markup escaped, for names from the data inside printed markup/tables."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def print_error(message: str) -> None:
     """``error: <message>`` in red on stderr, on one line (no wrapping, no markup)."""
     from rich.text import Text
@@ -73,6 +83,12 @@ def ValidationError_():  # noqa: N802 - lazy import of pydantic's error class
     from pydantic import ValidationError
 
     return ValidationError
+
+
+def StoreBusyError_():  # noqa: N802 - lazy import
+    from ltae.store.results import StoreBusyError
+
+    return StoreBusyError
 
 
 def handle_errors(func):
@@ -92,12 +108,17 @@ def handle_errors(func):
             print_error(str(e))
             raise typer.Exit(EXIT_DATA_ERROR) from None
         except ValidationError_() as e:  # invalid configuration (file or options)
+            from ltae.config import format_validation_error
+
             if debug_enabled():
                 traceback.print_exc()
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "configuration"
-            print_error(f"configuration, setting '{where}': {first.get('msg')} (got {first.get('input')!r})")
+            print_error(f"configuration: {format_validation_error(e)}")
             raise typer.Exit(EXIT_DATA_ERROR) from None
+        except StoreBusyError_() as e:  # the results store stayed locked: one clear line, exit 1
+            if debug_enabled():
+                traceback.print_exc()
+            print_error(str(e))
+            raise typer.Exit(EXIT_UNEXPECTED) from None
         except KeyboardInterrupt:
             print_error("interrupted")
             raise typer.Exit(130) from None
@@ -196,16 +217,16 @@ def print_dataset(ds, console=None) -> None:
     t = Table(title="Dataset", show_header=False)
     t.add_column("", style="bold")
     t.add_column("")
-    t.add_row("source", ds.source)
+    t.add_row("source", esc(ds.source))
     t.add_row("weeks", f"{ds.n_weeks} ({fmt_date(ds.dates[0])} to {fmt_date(ds.dates[-1])}, {ds.dates.freqstr})")
-    t.add_row("target", ds.target_name)
-    t.add_row("channels", ", ".join(ds.channels))
-    t.add_row("controls", ", ".join(ds.control_names) or "-")
-    t.add_row("brand", ", ".join(ds.brand_names) or "-")
+    t.add_row("target", esc(ds.target_name))
+    t.add_row("channels", esc(", ".join(ds.channels)))
+    t.add_row("controls", esc(", ".join(ds.control_names) or "-"))
+    t.add_row("brand", esc(", ".join(ds.brand_names) or "-"))
     t.add_row("data hash", ds.data_hash()[:16])
     console.print(t)
     for n in ds.notices:
-        console.print(f"[cyan]note:[/cyan] {n}", highlight=False)
+        console.print(f"[cyan]note:[/cyan] {esc(n)}", highlight=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,11 +287,11 @@ def generate(
                  ("long-term ROI", "right"), ("total ROI", "right")):
         t.add_column(c, justify=j)
     for ch, v in data.truth["channels"].items():
-        t.add_row(ch, f"{v['spend']:,.0f}", f"{v['short_term_roi']:.2f}", f"{v['long_term_roi']:.2f}",
+        t.add_row(esc(ch), f"{v['spend']:,.0f}", f"{v['short_term_roi']:.2f}", f"{v['long_term_roi']:.2f}",
                   f"{v['total_roi']:.2f}")
     console.print(t)
     console.print(f"wrote sales.csv, marketing_spend.csv, brand_metrics.csv, competitor_activity.csv, "
-                  f"macroeconomic_indicators.csv and truth.json to {folder}", highlight=False)
+                  f"macroeconomic_indicators.csv and truth.json to {esc(folder)}", highlight=False)
 
 
 @app.command()
@@ -301,7 +322,7 @@ def check(
         from ltae.store.artifacts import atomic_write_json
 
         atomic_write_json(json_out, {"valid": True, "dataset": ds.summary(), "quality": report.to_dict()})
-        console.print(f"wrote {json_out}", highlight=False)
+        console.print(f"wrote {esc(json_out)}", highlight=False)
     console.print("[green]data OK[/green]")
 
 
@@ -333,7 +354,7 @@ def prepare(
     csv_path, roles = write_prepared(ds, out)
     console = out_console()
     print_dataset(ds, console)
-    console.print(f"wrote {csv_path} ({ds.n_weeks} weeks) and {roles.name}", highlight=False)
+    console.print(f"wrote {esc(csv_path)} ({ds.n_weeks} weeks) and {esc(roles.name)}", highlight=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,6 +385,8 @@ def _progress_runner(console):
             prog.advance(task)
         elif status == "resumed":
             prog.console.print(f"[cyan]resumed[/cyan] {labels.get(step, step)} from the saved posterior")
+        elif status.startswith("note:"):
+            prog.console.print(f"[cyan]note:[/cyan] {esc(status.removeprefix('note:').strip())}", highlight=False)
 
     return prog, callback
 
@@ -375,10 +398,10 @@ def _print_roi(result, console) -> None:
     for c in ("channel", "spend", "short term", "long term", "total"):
         t.add_column(c, justify="left" if c == "channel" else "right")
     for r in result.roi.itertuples():
-        t.add_row(str(r.channel), f"{r.spend:,.0f}",
-                  f"{r.short_term_roi_mean:.2f} [{r.short_term_roi_lower:.2f}, {r.short_term_roi_upper:.2f}]",
-                  f"{r.long_term_roi_mean:.2f} [{r.long_term_roi_lower:.2f}, {r.long_term_roi_upper:.2f}]",
-                  f"{r.total_roi_mean:.2f} [{r.total_roi_lower:.2f}, {r.total_roi_upper:.2f}]")
+        t.add_row(esc(r.channel), f"{r.spend:,.0f}",
+                  esc(f"{r.short_term_roi_mean:.2f} [{r.short_term_roi_lower:.2f}, {r.short_term_roi_upper:.2f}]"),
+                  esc(f"{r.long_term_roi_mean:.2f} [{r.long_term_roi_lower:.2f}, {r.long_term_roi_upper:.2f}]"),
+                  esc(f"{r.total_roi_mean:.2f} [{r.total_roi_lower:.2f}, {r.total_roi_upper:.2f}]"))
     console.print(t)
     c = Table(title="Validation checklist")
     for col in ("check", "value", "threshold", "status"):
@@ -386,23 +409,31 @@ def _print_roi(result, console) -> None:
     colours = {"pass": "green", "warn": "yellow", "fail": "red"}
     for ck in result.checklist:
         v = ck["value"]
-        c.add_row(ck["check"], "-" if v is None else f"{v:.3g}", ck["threshold"],
+        c.add_row(esc(ck["check"]), "-" if v is None else f"{v:.3g}", esc(ck["threshold"]),
                   f"[{colours.get(ck['status'], 'white')}]{ck['status']}[/]")
     console.print(c)
 
 
 def _run_pipeline(data, out, config, overrides: dict, store=None):
-    from ltae.config import RunConfig, load_config, merge_overrides
+    from ltae.config import build_config
     from ltae.pipeline import run as run_pipeline
+    from ltae.store.lock import check_free
 
-    cfg = RunConfig.model_validate(merge_overrides(load_config(config), overrides))
+    cfg = build_config(config, overrides)  # every configuration error now, before any work
+    check_free(out)  # another run writing into --out: stop before showing progress
     console = out_console()
     prog, cb = _progress_runner(console)
     with prog:
         result = run_pipeline(data, out, cfg, progress=cb, store_path=store)
     _print_roi(result, console)
-    console.print(f"report: {Path(out) / 'report.html'}  ({result.timings.get('total_s', 0):.1f} s)", highlight=False)
+    console.print(f"report: {esc(Path(out) / 'report.html')}  ({result.timings.get('total_s', 0):.1f} s)",
+                  highlight=False)
     return result
+
+
+StoreOpt = Annotated[Path | None, typer.Option(
+    "--store", help="DuckDB results store (default: $LTAE_STORE, else "
+    "$XDG_DATA_HOME/ltae/ltae_runs.duckdb, i.e. ~/.local/share/ltae/ltae_runs.duckdb).", show_default=False)]
 
 
 @app.command("run")
@@ -435,8 +466,7 @@ def run_cmd(
                                                 "(refits).", show_default=False)] = None,
     prior_sensitivity: Annotated[bool, typer.Option("--prior-sensitivity", help="Refit with priors halved and "
                                                     "doubled.")] = False,
-    store: Annotated[Path | None, typer.Option("--store", help="DuckDB results store (default: "
-                                               "ltae_runs.duckdb beside --out).", show_default=False)] = None,
+    store: StoreOpt = None,
 ) -> None:
     """Run the two-step pipeline: short-term MMM, long-term BVAR, ROI, checklist, budget, report."""
     overrides = {
@@ -457,6 +487,7 @@ def demo(
     quick: Annotated[bool, typer.Option("--quick", help="Small draws (a minute, not production).")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for data and sampler.")] = 42,
     sampler: SamplerOpt = None,
+    store: StoreOpt = None,
 ) -> None:
     """Generate synthetic data with known truth and run the whole pipeline on it."""
     import json
@@ -464,13 +495,15 @@ def demo(
     from rich.table import Table
 
     from ltae.data.synthetic import generate_synthetic_data, save_to_csv
+    from ltae.store.lock import check_free
 
+    check_free(out)  # another run in this folder: stop before rewriting its data
     data_dir = out / "data"
     save_to_csv(generate_synthetic_data(seed=seed), data_dir)
     sampling = {"seed": seed, "sampler": sampler}
     if quick:
         sampling.update({"draws": 300, "tune": 300})
-    result = _run_pipeline(data_dir, out, None, {"sampling": sampling})
+    result = _run_pipeline(data_dir, out, None, {"sampling": sampling}, store)
     truth = json.loads((data_dir / "truth.json").read_text())["channels"]
     t = Table(title="Known truth vs estimate (total ROI)")
     for c in ("channel", "truth", "estimate", "95% interval", "covered"):
@@ -480,8 +513,8 @@ def demo(
         tv = truth[r.channel]["total_roi"]
         ok = r.total_roi_lower <= tv <= r.total_roi_upper
         covered += ok
-        t.add_row(str(r.channel), f"{tv:.2f}", f"{r.total_roi_mean:.2f}",
-                  f"[{r.total_roi_lower:.2f}, {r.total_roi_upper:.2f}]", "yes" if ok else "[red]no[/red]")
+        t.add_row(esc(r.channel), f"{tv:.2f}", f"{r.total_roi_mean:.2f}",
+                  esc(f"[{r.total_roi_lower:.2f}, {r.total_roi_upper:.2f}]"), "yes" if ok else "[red]no[/red]")
     out_console().print(t)
     out_console().print(f"total-ROI intervals covering the truth: {covered}/{len(result.roi)}")
 
@@ -505,18 +538,23 @@ def optimize(
     from rich.table import Table
 
     from ltae.analysis.optimize import optimize_budget
+    from ltae.config import check_bounds
     from ltae.data.validate import DataValidationError
     from ltae.pipeline import load_saved_run
     from ltae.store.artifacts import atomic_write_csv
+    from ltae.store.runs import open_run
 
     try:
         lo, hi = (float(v) for v in bounds.split(","))
+        check_bounds(lo, hi)
     except ValueError as exc:
-        raise typer.BadParameter("use two numbers, e.g. 0.5,1.5", param_hint="--bounds") from exc
-    if not (run_dir / "posteriors" / "short_term.nc").exists():
-        raise DataValidationError("no saved posterior (posteriors/short_term.nc); run `ltae run` first",
-                                  file=str(run_dir))
-    resp, channels = load_saved_run(run_dir)
+        msg = str(exc) if "bound" in str(exc) else "use two numbers, e.g. 0.5,1.5"
+        raise typer.BadParameter(msg, param_hint="--bounds") from exc
+    if risk_quantile is not None and not 0 < risk_quantile < 1:
+        raise typer.BadParameter("must be between 0 and 1, e.g. 0.1", param_hint="--risk-quantile")
+    if budget is not None and not budget > 0:
+        raise typer.BadParameter("must be a positive amount", param_hint="--budget")
+    resp, channels = load_saved_run(open_run(run_dir))  # refuses an incomplete or mixed folder
     try:
         df = optimize_budget(resp, budget, channels, (lo, hi), risk_quantile, include_long_term=include_long_term)
     except ValueError as exc:
@@ -529,9 +567,9 @@ def optimize(
     for c in ("channel", "current", "optimal", "change"):
         t.add_column(c, justify="right")
     for r in df.itertuples():
-        t.add_row(str(r.channel), f"{r.current_spend:,.0f}", f"{r.optimal_spend:,.0f}", f"{r.change_pct:+.1f}%")
+        t.add_row(esc(r.channel), f"{r.current_spend:,.0f}", f"{r.optimal_spend:,.0f}", f"{r.change_pct:+.1f}%")
     out_console().print(t)
-    out_console().print(f"wrote {path}", highlight=False)
+    out_console().print(f"wrote {esc(path)}", highlight=False)
 
 
 def _interval(m: float, lo: float, hi: float) -> str:
@@ -652,25 +690,32 @@ def dashboard(
 @app.command()
 @handle_errors
 def runs(
-    store: Annotated[Path, typer.Option("--store", help="DuckDB results store.")] = Path("ltae_runs.duckdb"),
+    store: StoreOpt = None,
     run_id: Annotated[str | None, typer.Option("--show", help="Show the ROI table of one run.",
                                                show_default=False)] = None,
 ) -> None:
-    """List recorded runs (or show one run's ROI)."""
+    """List recorded runs (or show one run's ROI). Opens the store read-only."""
     from rich.table import Table
 
-    from ltae.store.results import list_runs, run_roi
+    from ltae.data.validate import DataValidationError
+    from ltae.store.results import default_store, list_runs, run_roi
 
+    store = store or default_store()
     df = run_roi(store, run_id) if run_id else list_runs(store)
+    if run_id and df.empty:
+        raise DataValidationError(f"no run '{run_id}' in the store", file=str(store),
+                                  hint="`ltae runs` lists the recorded runs")
     if not run_id:
         df = df[[c for c in ("run_id", "created", "n_weeks", "n_channels", "sampler", "total_s", "checks")
                  if c in df.columns]]
-    t = Table(title=f"{'ROI of ' + run_id if run_id else 'Runs'} ({store})")
+    t = Table(title=esc(f"{'ROI of ' + run_id if run_id else 'Runs'} ({store})"))
     for c in df.columns:
-        t.add_column(str(c), no_wrap=c in ("run_id", "channel", "created"))
+        t.add_column(esc(c), no_wrap=c in ("run_id", "channel", "created"))
     for row in df.itertuples(index=False):
-        t.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
+        t.add_row(*[f"{v:.3g}" if isinstance(v, float) else esc(v) for v in row])
     out_console().print(t)
+    if not run_id and df.empty:
+        out_console().print(f"no runs recorded in {esc(store)}", highlight=False)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m ltae`

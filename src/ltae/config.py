@@ -1,4 +1,11 @@
-"""One pydantic configuration for a run; loadable from TOML or YAML; every CLI option maps to it."""
+"""One pydantic configuration for a run; loadable from TOML or YAML; every CLI option maps to it.
+
+Every configuration error is reported before any fit, as :class:`ConfigError` (a
+:class:`~ltae.data.validate.DataValidationError`: the CLI exits 2 with one message): syntax errors
+with the file name and line (:func:`load_config`), every wrong key, type or value of a file at once
+with the file name and the key (:func:`build_config`), and the settings that depend on the data
+(``holdout_weeks``, ``channel_groups``) once the data are loaded (:func:`check_against_data`).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,9 @@ import json
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ltae.data.validate import DataValidationError
 from ltae.models.bvar import BVAR_SAMPLERS, BVARPriors
 from ltae.models.mmm import MMMPriors
 from ltae.models.sampling import SAMPLERS
@@ -41,11 +49,19 @@ class SamplingConfig(BaseModel):
     # or any NUTS/ADVI backend above
     bvar_sampler: str = "collapsed"
 
-    def model_post_init(self, __context) -> None:
-        if self.sampler not in SAMPLERS:
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, v: str) -> str:
+        if v not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}")
-        if self.bvar_sampler not in BVAR_SAMPLERS:
+        return v
+
+    @field_validator("bvar_sampler")
+    @classmethod
+    def _bvar_sampler(cls, v: str) -> str:
+        if v not in BVAR_SAMPLERS:
             raise ValueError(f"bvar_sampler must be one of {', '.join(BVAR_SAMPLERS)}")
+        return v
 
 
 class RunConfig(BaseModel):
@@ -77,8 +93,38 @@ class RunConfig(BaseModel):
     holdout_weeks: int = Field(0, ge=0)
     credible_interval: float = 0.95
 
-    def step_key(self, step: str, data_hash: str) -> str:
-        """Hash of what a step depends on (for resuming)."""
+    @field_validator("credible_interval")
+    @classmethod
+    def _share(cls, v: float) -> float:
+        if not 0 < v < 1:
+            hint = f" (for {v:g}% use {v / 100:g})" if 1 < v < 100 else ""
+            raise ValueError(f"must be between 0 and 1, exclusive{hint}")
+        return v
+
+    @field_validator("risk_quantile")
+    @classmethod
+    def _quantile(cls, v: float | None) -> float | None:
+        if v is not None and not 0 < v < 1:
+            hint = f" (for the {v:g}% quantile use {v / 100:g})" if 1 < v < 100 else ""
+            raise ValueError(f"must be between 0 and 1, exclusive{hint}")
+        return v
+
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError("must be a positive amount of currency")
+        return v
+
+    @field_validator("budget_bounds")
+    @classmethod
+    def _bounds(cls, v: tuple[float, float]) -> tuple[float, float]:
+        check_bounds(*v)
+        return v
+
+    def step_key(self, step: str, data_hash: str, upstream: str | None = None) -> str:
+        """Hash of what a step depends on (for resuming); ``upstream``: the key of the step whose
+        output it was fitted on (the long-term model's short-term posterior)."""
         sampling = self.sampling.model_dump(exclude={"bvar_sampler"})
         parts = {
             "data": data_hash,
@@ -86,6 +132,8 @@ class RunConfig(BaseModel):
             "mmm": self.mmm_priors.model_dump(),
             "groups": self.channel_groups,
         }
+        if upstream is not None:
+            parts["upstream"] = upstream
         if step == "bvar":
             parts.update(
                 {
@@ -101,30 +149,130 @@ class RunConfig(BaseModel):
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def check_bounds(low: float, high: float) -> None:
+    """Budget multiplier bounds: 0 <= low <= high, high > 0 (ValueError otherwise)."""
+    if low < 0 or high < 0:
+        raise ValueError(f"bounds must not be negative (got {low:g}, {high:g})")
+    if low > high:
+        raise ValueError(f"the low bound {low:g} is above the high bound {high:g}")
+    if high == 0:
+        raise ValueError("the high bound must be above 0")
+
+
+class ConfigError(DataValidationError):
+    """An invalid configuration (file, options or their fit to the data)."""
+
+
 def load_config(path: str | Path | None) -> dict:
-    """Read a TOML or YAML file into a dict (validated later by RunConfig)."""
+    """Read a TOML or YAML file into a dict (validated later by RunConfig); syntax errors name the
+    file and line."""
     if path is None:
         return {}
     p = Path(path)
     if not p.is_file():
-        from ltae.data.validate import DataValidationError
-
-        raise DataValidationError("configuration file not found", file=str(p))
-    text = p.read_text(encoding="utf-8")
+        raise ConfigError("configuration file not found", file=str(p))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not UTF-8 text ({e.reason} at byte {e.start})", file=str(p)) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read the file ({e.strerror or e})", file=str(p)) from None
     if p.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
-        return yaml.safe_load(text) or {}
-    return tomllib.loads(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+            problem = getattr(e, "problem", None) or str(e)
+            raise ConfigError(f"YAML syntax error at {where}{problem}", file=str(p)) from None
+        data = {} if data is None else data
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"TOML syntax error: {e}", file=str(p)) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"the file must hold a table of settings, not a {type(data).__name__}", file=str(p))
+    return data
 
 
 def merge_overrides(base: dict, overrides: dict) -> dict:
+    """``base`` with the non-None values of ``overrides`` (nested). A value of the wrong type in
+    ``base`` (e.g. ``sampling = "x"``) is kept as it is, so that validation reports it."""
     out = dict(base)
     for k, v in overrides.items():
         if v is None:
             continue
         if isinstance(v, dict):
-            out[k] = merge_overrides(out.get(k) if isinstance(out.get(k), dict) else {}, v)
+            cur = out.get(k)
+            if cur is not None and not isinstance(cur, dict):
+                continue  # reported by RunConfig validation
+            out[k] = merge_overrides(cur or {}, v)
         else:
             out[k] = v
     return out
+
+
+def _has_key(d, loc) -> bool:
+    """Whether ``d`` sets the leaf value at ``loc`` (not merely a table above it)."""
+    for part in loc:
+        if not isinstance(d, dict) or part not in d:
+            return False
+        d = d[part]
+    return not isinstance(d, dict)
+
+
+def format_validation_error(exc: ValidationError, overrides: dict | None = None) -> str:
+    """All errors of a pydantic validation in one line: each key, its reason and the value given;
+    keys set by a command-line option are marked so."""
+    given = _drop_none(overrides or {})
+    parts = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err.get("loc", ()))
+        key = ".".join(loc) or "configuration"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        got = err.get("input")
+        got_txt = "" if err.get("type") == "missing" or isinstance(got, dict) else f" (got {got!r})"
+        src = " (command-line option)" if loc and _has_key(given, loc) else ""
+        parts.append(f"'{key}': {msg}{got_txt}{src}")
+    n = len(parts)
+    return (f"{n} invalid settings: " if n > 1 else "invalid setting ") + "; ".join(parts)
+
+
+def _drop_none(d: dict) -> dict:
+    return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
+
+
+def build_config(path: str | Path | None = None, overrides: dict | None = None) -> RunConfig:
+    """The run configuration from a TOML/YAML file and option overrides; every error at once as
+    one :class:`ConfigError` naming the file, each key and the reason."""
+    file_dict = load_config(path)
+    try:
+        return RunConfig.model_validate(merge_overrides(file_dict, overrides or {}))
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, overrides),
+                          file=str(path) if path is not None else "configuration") from None
+
+
+def check_against_data(cfg: RunConfig, ds) -> None:
+    """Settings that depend on the data (checked after loading, before any fit)."""
+    errors = []
+    n = ds.n_weeks
+    h = cfg.holdout_weeks
+    if h:
+        if h >= n:
+            errors.append(f"'holdout_weeks': {h} is not less than the data's {n} weeks")
+        elif n - h < cfg.data.min_weeks:
+            errors.append(f"'holdout_weeks': {h} leaves {n - h} weeks to fit on, fewer than min_weeks "
+                          f"({cfg.data.min_weeks}); hold out fewer weeks or lower min_weeks")
+    if cfg.channel_groups:
+        names = set(ds.channels)
+        unknown = [c for g in cfg.channel_groups.values() for c in g if c not in names]
+        if unknown:
+            errors.append(f"'channel_groups': {', '.join(map(repr, unknown))} "
+                          f"{'is not a channel' if len(unknown) == 1 else 'are not channels'} of the data "
+                          f"(channels: {', '.join(ds.channels)})")
+    if errors:
+        raise ConfigError("; ".join(errors), file="configuration")

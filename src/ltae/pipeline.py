@@ -1,17 +1,27 @@
 """The two-step pipeline: validate -> prepare -> short-term model -> base sales -> long-term model
 -> IRFs -> ROI -> checklist -> budget -> figures -> report -> store.
 
-Every artefact is written atomically. The fitted posteriors are saved as netCDF together with a
-step key (hash of data and settings); a re-run with the same inputs loads them instead of refitting,
-so an interrupted run resumes where it stopped.
+Every artefact is written atomically. Each fitted posterior is saved as netCDF with its step key
+(hash of the data, the settings the step depends on and, for the long-term step, the short-term
+step's key) in the file's own attributes; a re-run with the same inputs loads a posterior whose
+embedded key and shape (chains, draws, channels) match instead of refitting, so an interrupted run
+resumes where it stopped, and a posterior from any other run is never reused.
+
+One run at a time owns an output folder (``ltae.store.lock``: a second run into it stops at once).
+``manifest.json`` says ``"running"`` while a run writes into the folder and ``"complete"`` (with
+every artefact's sha256 and the step keys) only as the very last step; ``ltae.store.runs.open_run``
+opens complete folders only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import platform
+import secrets
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,11 +33,12 @@ from ltae.analysis.diagnostics import fit_metrics
 from ltae.analysis.optimize import ResponseModel, optimize_budget
 from ltae.analysis.roi import align_draws, roi_table
 from ltae.analysis.scenarios import irf_dataset
-from ltae.config import RunConfig
+from ltae.config import RunConfig, check_against_data
 from ltae.models.bvar import BVAR
 from ltae.models.mmm import ShortTermMMM, _fourier
 from ltae.results import LongTermResult, RunResult, ShortTermResult
 from ltae.store import artifacts as art
+from ltae.store import runs as saved_runs
 
 STEPS = ("prepare", "short_term", "long_term", "roi", "checklist", "budget", "figures", "report", "store")
 
@@ -39,38 +50,85 @@ def _noop(step: str, status: str) -> None:  # progress callback
     pass
 
 
-def _load_posterior(path: Path):
+_load_posterior = saved_runs.load_posterior
+
+
+def _posterior_mismatch(tree, expect: dict[str, int]) -> str | None:
+    """Why a loaded posterior does not have the expected sizes (chain, draw, channel...), or None."""
+    from ltae.models.sampling import posterior_dataset
+
+    sizes = dict(posterior_dataset(tree).sizes)
+    for dim, n in expect.items():
+        if dim in sizes and sizes[dim] != n:
+            return f"has {sizes[dim]} {dim}s, this run needs {n}"
+    missing = [d for d in ("chain", "draw") if d not in sizes]
+    return f"has no {' or '.join(missing)} dimension" if missing else None
+
+
+def _saved_posterior(post: Path, step: str, key: str, expect: dict[str, int]):
+    """(posterior, fit_info) if ``post`` holds this step's posterior for ``key`` with the expected
+    sizes; else (None, why not)."""
+    if not post.exists():
+        return None, None
+    try:
+        attrs = saved_runs.posterior_attrs(post)
+    except Exception as exc:  # noqa: BLE001 - unreadable (e.g. a truncated file): refit
+        return None, f"cannot be read ({type(exc).__name__})"
+    got = attrs.get(saved_runs.POSTERIOR_KEY_ATTR)
+    if attrs.get(saved_runs.POSTERIOR_STEP_ATTR) != step or got != key:
+        return None, (f"was fitted with other data or settings (key {got or 'none'}, this run {key})")
+    try:
+        tree = _load_posterior(post)
+    except Exception as exc:  # noqa: BLE001
+        return None, f"cannot be read ({type(exc).__name__})"
+    why = _posterior_mismatch(tree, expect)
+    if why:
+        return None, why
+    try:
+        info = json.loads(attrs.get(saved_runs.POSTERIOR_FIT_INFO_ATTR) or "{}")
+    except ValueError:
+        info = {}
+    return (tree, info), None
+
+
+def _with_key(idata, meta: dict):
+    """A shallow copy of ``idata`` whose root attributes carry ``meta`` (the step key)."""
     import xarray as xr
 
-    tree = xr.open_datatree(path, engine="h5netcdf")
-    tree.load()
-    tree.close()
-    return tree
+    if isinstance(idata, xr.DataTree):
+        tree = idata.copy(deep=False)
+        tree.attrs = {**idata.attrs, **meta}
+        return tree
+    idata = idata.copy() if hasattr(idata, "copy") else idata  # arviz InferenceData
+    idata.attrs = {**getattr(idata, "attrs", {}), **meta}
+    return idata
 
 
-def _fit_or_resume(model, step: str, out: Path, key: str, cfg: RunConfig, progress,
-                   sampler: str) -> tuple[bool, float]:
-    """Fit ``model`` unless a posterior with the same key exists; returns (resumed, seconds)."""
+def _fit_or_resume(model, step: str, out: Path, key: str, cfg: RunConfig, progress, sampler: str, *,
+                   upstream: str = "", data_hash: str = "", expect: dict[str, int] | None = None
+                   ) -> tuple[bool, float]:
+    """Fit ``model`` unless ``posteriors/<step>.nc`` holds this step's posterior: its embedded key
+    is ``key`` and its sizes are ``expect`` (chains, draws, ...). Returns (resumed, seconds)."""
     post = out / "posteriors" / f"{step}.nc"
-    state = out / "posteriors" / f"{step}.json"
-    t0 = time.perf_counter()
-    if post.exists() and state.exists():
-        try:
-            meta = json.loads(state.read_text())
-            if meta.get("key") == key:
-                if model.model is None:
-                    model.build_model()
-                model.idata = _load_posterior(post)
-                model.fit_info = meta.get("fit_info", {})
-                progress(step, "resumed")
-                return True, time.perf_counter() - t0
-        except Exception:  # corrupt or unreadable: refit
-            pass
     s = cfg.sampling
+    expect = {"chain": s.chains, "draw": s.draws, **(expect or {})}
+    t0 = time.perf_counter()
+    saved, why = _saved_posterior(post, step, key, expect)
+    if saved is not None:
+        if model.model is None:
+            model.build_model()
+        model.idata, model.fit_info = saved
+        progress(step, "resumed")
+        return True, time.perf_counter() - t0
+    if why:
+        progress(step, f"note: not reusing {post.relative_to(out)}: it {why}; fitting again")
     model.fit(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, sampler=sampler,
               seed=s.seed)
-    art.write_netcdf(post, model.idata)
-    art.atomic_write_json(state, {"key": key, "fit_info": model.fit_info})
+    meta = {saved_runs.POSTERIOR_STEP_ATTR: step, saved_runs.POSTERIOR_KEY_ATTR: key,
+            saved_runs.POSTERIOR_UPSTREAM_ATTR: upstream, saved_runs.POSTERIOR_DATA_ATTR: data_hash,
+            saved_runs.POSTERIOR_FIT_INFO_ATTR: art.dumps_strict(model.fit_info)}
+    art.write_netcdf(post, _with_key(model.idata, meta))
+    (out / "posteriors" / f"{step}.json").unlink(missing_ok=True)  # step key sidecar of older versions
     return False, time.perf_counter() - t0
 
 
@@ -228,41 +286,73 @@ def holdout_check(ds, cfg: RunConfig, weeks: int) -> dict:
 
 def run(data=None, out="ltae_output", config: RunConfig | dict | None = None,
         progress: Callable[[str, str], None] | None = None, store_path: str | Path | None = None) -> RunResult:
-    """Run the whole two-step pipeline and write every output into ``out``."""
+    """Run the whole two-step pipeline and write every output into ``out``.
+
+    ``progress(step, status)`` is called with status "start", "done", "resumed" and, for things a
+    user should know (a stale lock taken over, a saved posterior not reused), "note: <text>".
+    Raises :class:`ltae.store.lock.RunFolderBusy` at once if another run is writing into ``out``, and
+    :class:`ltae.config.ConfigError` for settings that do not fit the data, before writing anything.
+    ``store_path``: the DuckDB results store (default :func:`ltae.store.results.default_store`)."""
+    with contextlib.ExitStack() as stack:  # holds the output folder's lock until the run ends
+        return _run(data, out, config, progress, store_path, stack)
+
+
+def new_run_id(cfg: RunConfig, data_hash: str) -> str:
+    """``<UTC time>-<settings key>-<random>``: unique also for identical runs in the same second."""
+    return (f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{cfg.step_key('bvar', data_hash)[:8]}-"
+            f"{secrets.token_hex(3)}")
+
+
+def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -> RunResult:
     from ltae.data import load_dataset
     from ltae.data.quality import quality_report
+    from ltae.store.lock import RunLock, check_free
 
     progress = progress or _noop
     cfg = config if isinstance(config, RunConfig) else RunConfig.model_validate(config or {})
     if data is not None:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": str(data)})})
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        from ltae.data.validate import DataValidationError
+
+        raise DataValidationError("the output path is a file, not a folder", file=str(out),
+                                  hint="pass a folder to --out")
+    check_free(out)  # a second run into a folder in use stops here, before any work
     timings: dict = {}
     t_all = time.perf_counter()
 
-    # 1. validate + prepare (nothing is written before the data is valid)
+    # 1. validate + prepare (nothing is written before the data and the settings are valid)
     progress("prepare", "start")
     t = time.perf_counter()
     d = cfg.data
     ds = load_dataset(d.path, target=d.target, date_col=d.date_col, channels=d.channels, controls=d.controls,
                       brand=d.brand, table=d.table, min_weeks=d.min_weeks)
+    check_against_data(cfg, ds)
     quality = quality_report(ds).to_dict()
-    out.mkdir(parents=True, exist_ok=True)
+    data_hash = ds.data_hash()
+    run_id = new_run_id(cfg, data_hash)
+    lock = stack.enter_context(RunLock(out, run_id))
+    for note in lock.notices:
+        progress("prepare", f"note: {note}")
+    art.atomic_write_json(out / "manifest.json", {
+        "status": "running", "run_id": run_id, "started": dt.datetime.now(dt.UTC).isoformat(),
+        "pid": os.getpid(), "host": socket.gethostname(), "data_hash": data_hash})
     art.remove_stale_temporaries(out)
     from ltae.data.prepare import write_prepared
 
     write_prepared(ds, out / "prepared_data.csv")
     art.atomic_write_json(out / "quality.json", quality)
-    data_hash = ds.data_hash()
     timings["prepare_s"] = time.perf_counter() - t
     progress("prepare", "done")
 
     # 2. short-term model
     progress("short_term", "start")
     mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors)
-    resumed_st, timings["short_term_fit_s"] = _fit_or_resume(mmm, "short_term", out,
-                                                             cfg.step_key("short_term", data_hash), cfg, progress,
-                                                             cfg.sampling.sampler)
+    st_key = cfg.step_key("short_term", data_hash)
+    resumed_st, timings["short_term_fit_s"] = _fit_or_resume(
+        mmm, "short_term", out, st_key, cfg, progress, cfg.sampling.sampler, data_hash=data_hash,
+        expect={"channel": len(ds.channels), "control": len(ds.control_names)})
     t = time.perf_counter()
     short = short_term_result(mmm, ds, cfg.credible_interval)
     timings["short_term_post_s"] = time.perf_counter() - t
@@ -272,9 +362,10 @@ def run(data=None, out="ltae_output", config: RunConfig | dict | None = None,
     progress("long_term", "start")
     base_draws = pick_base_draws(mmm, cfg.replicates, cfg.sampling.seed, cfg.bvar_net_of_controls)
     bvar = build_bvar(ds, base_draws, cfg)
-    resumed_lt, timings["long_term_fit_s"] = _fit_or_resume(bvar, "long_term", out,
-                                                            cfg.step_key("bvar", data_hash), cfg, progress,
-                                                            cfg.sampling.bvar_sampler)
+    lt_key = cfg.step_key("bvar", data_hash, upstream=st_key)
+    resumed_lt, timings["long_term_fit_s"] = _fit_or_resume(
+        bvar, "long_term", out, lt_key, cfg, progress, cfg.sampling.bvar_sampler, upstream=st_key,
+        data_hash=data_hash, expect={"exog": len(ds.channels)})
     t = time.perf_counter()
     irf = bvar.calculate_irf(periods=cfg.horizon, credible_interval=cfg.credible_interval)
     long = long_term_result(bvar, cfg, irf)
@@ -306,7 +397,6 @@ def run(data=None, out="ltae_output", config: RunConfig | dict | None = None,
                              cfg.risk_quantile)
     progress("budget", "done")
 
-    run_id = f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{cfg.step_key('bvar', data_hash)[:8]}"
     diagnostics = {
         "short_term": {k: short.convergence[k] for k in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences",
                                                           "divergence_rate")} | {"sampler": mmm.fit_info.get("sampler"),
@@ -343,22 +433,30 @@ def run(data=None, out="ltae_output", config: RunConfig | dict | None = None,
         pd.DataFrame(lt, columns=[f"long_{c}" for c in ds.spend.columns])))
     timings["total_s"] = time.perf_counter() - t_all
     write_report(result, result.figures, out / "report.html")
-    art.atomic_write_json(out / "manifest.json", manifest(result, cfg, data_hash))
     progress("report", "done")
 
     progress("store", "start")
     from ltae.store.results import record_run
 
-    record_run(store_path or default_store(out), result)
+    record_run(store_path or default_store(), result)
     progress("store", "done")
+    # the folder is marked complete only now, after every artefact and the store's record
+    art.atomic_write_json(out / "manifest.json", manifest(result, cfg, data_hash,
+                                                          {"data": data_hash, "short_term": st_key,
+                                                           "long_term": lt_key}))
     return result
 
 
-def default_store(out: Path) -> Path:
-    return Path(os.environ.get("LTAE_STORE", Path(out).resolve().parent / "ltae_runs.duckdb"))
+def default_store(out: Path | None = None) -> Path:
+    """The results store every command uses (``out`` is ignored: kept for old callers); see
+    :func:`ltae.store.results.default_store`."""
+    from ltae.store.results import default_store as _default
+
+    return _default()
 
 
-def manifest(result: RunResult, cfg: RunConfig, data_hash: str) -> dict:
+def manifest(result: RunResult, cfg: RunConfig, data_hash: str, keys: dict | None = None) -> dict:
+    """The complete run's manifest: settings, versions, step keys and every artefact's sha256."""
     from importlib.metadata import PackageNotFoundError, version
 
     vers = {}
@@ -368,25 +466,24 @@ def manifest(result: RunResult, cfg: RunConfig, data_hash: str) -> dict:
             vers[pkg] = version(pkg)
         except PackageNotFoundError:
             vers[pkg] = None
-    return {"run_id": result.run_id, "created": dt.datetime.now(dt.UTC).isoformat(), "config": cfg.model_dump(mode="json"),
+    files = sorted(["report.html", "roi.csv", "budget.csv", "diagnostics.json", "prepared_data.csv",
+                    "prepared_data.roles.json", "quality.json", "roi_draws.csv", "posteriors/short_term.nc",
+                    "posteriors/long_term.nc", "posteriors/irf.nc", *result.figures.values()])
+    out = Path(result.out_dir)
+    return {"status": "complete", "run_id": result.run_id, "created": dt.datetime.now(dt.UTC).isoformat(),
+            "config": cfg.model_dump(mode="json"),
             "data_hash": data_hash, "dataset": result.dataset_summary, "seed": cfg.sampling.seed,
             "versions": vers, "python": platform.python_version(), "timings": result.timings,
-            "files": sorted(["report.html", "roi.csv", "budget.csv", "diagnostics.json", "prepared_data.csv",
-                             "quality.json", "roi_draws.csv", "posteriors/short_term.nc", "posteriors/long_term.nc",
-                             "posteriors/irf.nc",
-                             *result.figures.values()])}
+            "keys": keys or {}, "files": files, "artifacts": {f: art.sha256_file(out / f) for f in files}}
 
 
 def load_saved_run(run_dir: str | Path):
-    """Rebuild the response model of a finished run from its files (no refit)."""
-    from ltae.data import load_dataset
-
-    run_dir = Path(run_dir)
-    man = json.loads((run_dir / "manifest.json").read_text())
-    cfg = RunConfig.model_validate(man["config"])
-    ds = load_dataset(run_dir / "prepared_data.csv", min_weeks=1)
+    """Rebuild the response model of a finished run from its files (no refit). Raises
+    :class:`ltae.store.runs.RunFolderError` for a missing, incomplete or mixed folder."""
+    saved = run_dir if isinstance(run_dir, saved_runs.SavedRun) else saved_runs.open_run(run_dir)
+    cfg, ds = saved.config, saved.dataset
     mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors)
-    mmm.idata = _load_posterior(run_dir / "posteriors" / "short_term.nc")
-    lt = pd.read_csv(run_dir / "roi_draws.csv")
+    mmm.idata = saved.posterior("short_term")
+    lt = saved.roi_draws()
     lt_draws = lt[[f"long_{c}" for c in ds.spend.columns]].values
     return ResponseModel.from_mmm(mmm, lt_roi=lt_draws, seed=cfg.sampling.seed), list(ds.spend.columns)

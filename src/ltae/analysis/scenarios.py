@@ -37,8 +37,6 @@ Everything a run folder holds is read by :func:`load_run` (the one place that re
 from __future__ import annotations
 
 import functools
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,48 +173,29 @@ class LoadedRun:
         return self.irf["base_sales"].sel(channel=self.channels).values
 
 
-def load_run(run_dir: str | os.PathLike) -> LoadedRun:
-    """Read a finished run folder (the one function that does; no refit).
+def load_run(run_dir) -> LoadedRun:
+    """Read a finished run folder (no refit) through :func:`ltae.store.runs.open_run`, which refuses a
+    missing, incomplete or mixed folder. ``run_dir``: a path or an open :class:`SavedRun`.
 
-    Files: manifest.json (configuration), prepared_data.csv, posteriors/short_term.nc,
-    roi_draws.csv, roi.csv, diagnostics.json and posteriors/irf.nc (optional)."""
+    Uses manifest.json (configuration), prepared_data.csv, posteriors/short_term.nc, roi_draws.csv,
+    roi.csv, diagnostics.json and posteriors/irf.nc (optional)."""
     import xarray as xr
 
-    from ltae.config import RunConfig
-    from ltae.data import load_dataset
     from ltae.models.mmm import ShortTermMMM
+    from ltae.store.runs import SavedRun, open_run
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise DataValidationError("run folder not found", file=str(run_dir),
-                                  hint="pass the --out folder of a finished `ltae run`")
-    need = ("manifest.json", "prepared_data.csv", "posteriors/short_term.nc", "roi_draws.csv", "roi.csv",
-            "diagnostics.json")
-    missing = [f for f in need if not (run_dir / f).is_file()]
-    if missing:
-        raise DataValidationError(f"not a finished run: {', '.join(missing)} missing", file=str(run_dir),
-                                  hint="pass the --out folder of a finished `ltae run`")
-
-    def _open(path: Path):
-        tree = xr.open_datatree(path, engine="h5netcdf")
-        tree.load()
-        tree.close()
-        return tree
-
-    man = json.loads((run_dir / "manifest.json").read_text())
-    cfg = RunConfig.model_validate(man["config"])
-    ds = load_dataset(run_dir / "prepared_data.csv", min_weeks=1)
+    saved = run_dir if isinstance(run_dir, SavedRun) else open_run(run_dir)
+    cfg, ds = saved.config, saved.dataset
     mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors)
-    mmm.idata = _open(run_dir / "posteriors" / "short_term.nc")
-    draws = pd.read_csv(run_dir / "roi_draws.csv")
+    mmm.idata = saved.posterior("short_term")
+    draws = saved.roi_draws()
     lt = draws[[f"long_{c}" for c in ds.spend.columns]].values
     irf = None
-    if (run_dir / IRF_FILE).is_file():
-        irf = xr.open_dataset(run_dir / IRF_FILE, engine="h5netcdf").load()
+    if IRF_FILE in saved.paths:
+        irf = xr.open_dataset(saved.file(IRF_FILE), engine="h5netcdf").load()
         irf.close()
-    return LoadedRun(run_dir=run_dir, manifest=man, config=cfg, dataset=ds, mmm=mmm, lt_roi_draws=lt,
-                     roi=pd.read_csv(run_dir / "roi.csv"),
-                     diagnostics=json.loads((run_dir / "diagnostics.json").read_text()), irf=irf)
+    return LoadedRun(run_dir=saved.path, manifest=saved.manifest, config=cfg, dataset=ds, mmm=mmm,
+                     lt_roi_draws=lt, roi=saved.roi(), diagnostics=saved.diagnostics(), irf=irf)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ltae.data.csvsafe import unneutralize_cell
 from ltae.data.dataset import MMMDataset
 from ltae.data.prepare import CHANNEL, SPEND, assemble, roles_path
 from ltae.data.validate import (
@@ -108,7 +109,9 @@ def read_csv_table(path: str | os.PathLike, name: str | None = None) -> Table:
                 row=no,
                 hint="check for unquoted separators inside values (quote them) or a missing header",
             )
-    data = [(r + [""] * width)[:width] for _, r in body]
+    # cells that ltae's CSV writers neutralised for spreadsheets ('=x -> =x; see ltae.data.csvsafe)
+    header = [unneutralize_cell(c) for c in header]
+    data = [[unneutralize_cell(c) for c in (r + [""] * width)[:width]] for _, r in body]
     df = pd.DataFrame(data, columns=header, index=pd.Index([no for no, _ in body], name="line"), dtype=str)
     if df.empty:
         raise DataValidationError("the file has a header but no data rows", file=name, row=hdr_no + 1)

@@ -103,6 +103,7 @@ class QualityReport:
 
     def rich_tables(self) -> list:
         """rich ``Table`` objects (summary, VIF, ADF) for printing with a ``rich.console.Console``."""
+        from rich.markup import escape as esc
         from rich.table import Table
 
         def num(x, fmt="{:,.2f}"):
@@ -117,7 +118,7 @@ class QualityReport:
                      ("min", "right"), ("max", "right"), ("zero weeks", "right")):
             summ.add_column(c, justify=j)
         for r in self.summary:
-            summ.add_row(r.name, r.role, num(r.mean), num(r.std), num(r.min), num(r.max),
+            summ.add_row(esc(str(r.name)), r.role, num(r.mean), num(r.std), num(r.min), num(r.max),
                          f"{r.zero_share:.0%}")
 
         vif = Table(title=f"Collinearity (VIF, flag > {VIF_THRESHOLD:g})")
@@ -125,7 +126,7 @@ class QualityReport:
             vif.add_column(c, justify=j)
         for r in self.vif:
             flag = "[red]high[/red]" if r.high else "[green]ok[/green]"
-            vif.add_row(r.name, r.role, num(r.vif), flag + (f" ({r.note})" if r.note else ""))
+            vif.add_row(esc(str(r.name)), r.role, num(r.vif), flag + (f" ({esc(r.note)})" if r.note else ""))
 
         adf = Table(title=f"Stationarity (ADF, {ADF_ALPHA:.0%} level)")
         for c, j in (("series", "left"), ("role", "left"), ("statistic", "right"), ("p-value", "right"),
@@ -134,8 +135,8 @@ class QualityReport:
         for r in self.adf:
             st = "n/a" if r.stationary is None else ("yes" if r.stationary else "[yellow]no[/yellow]")
             if r.note:
-                st += f" ({r.note})"
-            adf.add_row(r.name, r.role, num(r.statistic), num(r.p_value, "{:.3f}"),
+                st += f" ({esc(r.note)})"
+            adf.add_row(esc(str(r.name)), r.role, num(r.statistic), num(r.p_value, "{:.3f}"),
                         "-" if r.lags is None else str(r.lags), st)
         return [summ, vif, adf]
 
@@ -143,12 +144,13 @@ class QualityReport:
 def print_quality_report(report: QualityReport, console=None) -> None:
     """Print the report's tables and warnings with rich."""
     from rich.console import Console
+    from rich.markup import escape
 
     console = console or Console()
     for t in report.rich_tables():
         console.print(t)
     for w in report.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(str(w))}", highlight=False)
 
 
 def _series(ds: MMMDataset) -> list[tuple[str, str, np.ndarray]]:

@@ -27,7 +27,6 @@ by continuing the same simulation past the data's end with each plan and differe
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -405,7 +404,7 @@ def scenario_truth(data: SyntheticData, plan_spend, reference_spend, horizon: in
 
 def save_to_csv(data: SyntheticData, output_dir) -> Path:
     """Write the five CSV files plus ``truth.json`` (atomically, file by file)."""
-    from ltae.store.artifacts import atomic_write_text
+    from ltae.store.artifacts import atomic_write_csv, atomic_write_json
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -419,8 +418,8 @@ def save_to_csv(data: SyntheticData, output_dir) -> Path:
     for name, df in frames.items():
         df = df.copy()
         df["Date"] = pd.to_datetime(df["Date"]).dt.strftime("%Y-%m-%d")
-        atomic_write_text(out / name, df.to_csv(index=False))
+        atomic_write_csv(out / name, df)
     payload = dict(data.truth)
     payload["params"] = asdict(data.params)
-    atomic_write_text(out / "truth.json", json.dumps(payload, indent=2))
+    atomic_write_json(out / "truth.json", payload)
     return out

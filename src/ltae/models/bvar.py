@@ -27,7 +27,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ltae.models import sampling
 
@@ -66,6 +66,15 @@ class BVARPriors(BaseModel):
     # is a grid with a uniform prior, sampled jointly with the error covariance by the collapsed
     # sampler (exactly); [0.0] is the spec's model (this week's spend only)
     carryover: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
+
+    @model_validator(mode="after")
+    def _lag_variance(self) -> BVARPriors:
+        v = self.lag_variance
+        if v is not None and len(v) != self.lags:
+            raise ValueError(f"lag_variance needs one value per lag: {self.lags} values, got {len(v)}")
+        if v is not None and not all(x > 0 for x in v):
+            raise ValueError("lag_variance values must be positive")
+        return self
 
     def lag_sds(self) -> np.ndarray:
         v = self.lag_variance or [float(lag) for lag in range(1, self.lags + 1)]

@@ -20,6 +20,13 @@ Anything the fingerprint does not understand makes the callback uncacheable: it 
 before. After loading, the caller evaluates the log density once and recompiles if it raises. Files are written atomically with a checksum; a file that fails the checksum or cannot be
 rebuilt is ignored and replaced. A callback once built is also kept in memory, so a second fit of
 the same model structure in one process (holdout, recovery studies, tests) skips the compile.
+
+**The cache is trusted code.** Its files are unpickled and their machine code is run; the checksum
+catches corruption, not tampering. So the cache folders are created private (mode 0700) and
+:func:`private_dir` tightens a folder of ours that others could write to; a cache folder that
+belongs to another user, or that others can write to and we cannot fix, is not used (the callback
+is compiled in memory instead, with a warning). Never point ``LTAE_CACHE_DIR`` at a folder other
+people can write to.
 """
 
 from __future__ import annotations
@@ -157,6 +164,40 @@ class _DiskCache:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(_MAGIC + hashlib.sha256(payload).digest() + payload)
         os.replace(tmp, self.path)
+
+
+def private_dir(directory: Path) -> Path | None:
+    """``directory``, created with mode 0700 (missing parents too); an existing folder of ours is
+    made private. None (with a warning) when it belongs to someone else or stays writable by others."""
+    import stat
+    import warnings
+
+    directory = Path(directory)
+    missing = []
+    p = directory
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+    st = directory.stat()
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        warnings.warn(f"compile cache {directory} belongs to another user: not used (compiling in memory)",
+                      RuntimeWarning, stacklevel=2)
+        return None
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH | stat.S_IRWXG | stat.S_IRWXO):
+        try:
+            os.chmod(directory, 0o700)
+        except OSError:
+            pass
+        if directory.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            warnings.warn(f"compile cache {directory} is writable by other users: not used (compiling in memory)",
+                          RuntimeWarning, stacklevel=2)
+            return None
+    return directory
 
 
 def cache_path(directory: Path, key: str) -> Path:

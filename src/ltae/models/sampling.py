@@ -27,8 +27,12 @@ DEFAULT_SAMPLER: SamplerName = "nutpie"
 
 
 def cache_dir() -> Path:
+    """ltae's cache folder (``LTAE_CACHE_DIR``, default ``~/.cache/ltae``), created private (0700):
+    it holds compiled code that is loaded and run (see :mod:`ltae.models.compile_cache`)."""
+    from .compile_cache import private_dir
+
     d = Path(os.environ.get("LTAE_CACHE_DIR", Path.home() / ".cache" / "ltae"))
-    d.mkdir(parents=True, exist_ok=True)
+    private_dir(d)
     return d
 
 
@@ -141,7 +145,7 @@ def _compile_nutpie_numba(model, var_names):
 
     if os.environ.get("LTAE_COMPILE_CACHE", "1") == "0":
         return nutpie.compile_pymc_model(model, var_names=var_names)
-    directory = cache_dir() / "nutpie"
+    directory = compile_cache.private_dir(cache_dir() / "nutpie")  # None: memory only (see private_dir)
     with compile_cache.nutpie_cfunc_cache(directory) as keys:
         compiled = nutpie.compile_pymc_model(model, var_names=var_names)
     if keys and _logp_raises(compiled):  # a callback restored wrongly: drop it, compile afresh

@@ -71,9 +71,14 @@ def recovery(args) -> dict:
     for k in range(args.seeds):
         seed = args.seed_start + k
         with tempfile.TemporaryDirectory() as tmp:
-            # --zero-lt: Events gets no long-term effect (its interval should contain 0)
-            params = default_params(lt_roi=[3.0, 0.0, 0.5, 2.0]) if args.zero_lt else None
-            d = generate_synthetic_data(seed=seed, params=params)
+            if args.generator == "funnel":  # the second data-generating process (not ltae's own)
+                from ltae.data import synthetic_funnel
+
+                d = synthetic_funnel.generate(seed=seed)
+            else:
+                # --zero-lt: Events gets no long-term effect (its interval should contain 0)
+                params = default_params(lt_roi=[3.0, 0.0, 0.5, 2.0]) if args.zero_lt else None
+                d = generate_synthetic_data(seed=seed, params=params)
             save_to_csv(d, Path(tmp) / "data")
             t = time.perf_counter()
             res = pipeline.run(Path(tmp) / "data", Path(tmp) / "out",
@@ -84,11 +89,15 @@ def recovery(args) -> dict:
             wall = time.perf_counter() - t
         for r in res.roi.itertuples():
             tr = d.truth["channels"][r.channel]
+            ltd = res.diagnostics["long_term"]
             row = {"seed": seed, "channel": r.channel, "wall_s": wall,
                    "st_max_rhat": res.diagnostics["short_term"]["max_rhat"],
                    "st_min_ess": res.diagnostics["short_term"]["min_ess_bulk"],
                    "st_divergences": res.diagnostics["short_term"]["divergences"],
-                   "lt_max_rhat": res.diagnostics["long_term"]["max_rhat"]}
+                   "lt_max_rhat": ltd["max_rhat"], "lt_min_ess": ltd["min_ess_bulk"],
+                   "lt_unstable_share": ltd["unstable_draws"] / max(ltd["irf_draws"], 1),
+                   "long_term_status": getattr(r, "long_term_status", "estimated"),
+                   "short_term_evidence": getattr(r, "short_term_evidence", None)}
             for kind, col in (("short_term", "short_term_roi"), ("long_term", "long_term_roi"),
                               ("total", "total_roi")):
                 truth = tr[col] if kind != "total" else tr["total_roi"]
@@ -96,7 +105,10 @@ def recovery(args) -> dict:
                 row.update({f"{kind}_truth": truth, f"{kind}_mean": mean, f"{kind}_lower": lo,
                             f"{kind}_upper": hi, f"{kind}_covered": bool(lo <= truth <= hi),
                             f"{kind}_abs_error": abs(mean - truth),
-                            f"{kind}_rel_error": abs(mean - truth) / abs(truth) if truth else None})
+                            f"{kind}_rel_error": abs(mean - truth) / abs(truth) if truth else None,
+                            # sharpness next to coverage: interval width relative to the truth
+                            f"{kind}_width_rel": (hi - lo) / abs(truth) if truth else None,
+                            f"{kind}_excludes_zero": bool(lo > 0 or hi < 0)})
             rows.append(row)
         df = pd.DataFrame(rows)
         print(f"seed {seed}: {wall:5.0f}s  coverage so far  short {df.short_term_covered.mean():.2f}  "
@@ -107,15 +119,82 @@ def recovery(args) -> dict:
     for kind in ("short_term", "long_term", "total"):
         summary[kind] = {"coverage": float(df[f"{kind}_covered"].mean()),
                          "median_abs_rel_error": float(df[f"{kind}_rel_error"].dropna().median()),
-                         "median_abs_error": float(df[f"{kind}_abs_error"].median())}
+                         "median_abs_error": float(df[f"{kind}_abs_error"].median()),
+                         "median_width_rel": float(df[f"{kind}_width_rel"].dropna().median())}
+    big = df[df.long_term_truth >= 1.0]
+    summary["long_term"]["excludes_zero_where_truth_ge_1"] = float(big.long_term_excludes_zero.mean()) if len(
+        big) else None
+    summary["long_term"]["max_unstable_share"] = float(df.lt_unstable_share.max())
+    summary["long_term"]["statuses"] = sorted(set(df.long_term_status))
+    summary["short_term"]["max_rhat"] = float(df.st_max_rhat.max())
+    summary["short_term"]["min_ess_bulk"] = float(df.st_min_ess.min())
     zero = df[df.long_term_truth.abs() < 1e-9]
     if len(zero):
         summary["long_term"]["zero_effect_interval_contains_zero"] = float(
             ((zero.long_term_lower <= 0) & (zero.long_term_upper >= 0)).mean())
     print(json.dumps(summary, indent=2))
     return {"summary": summary, "n_datasets": args.seeds, "draws": args.draws, "tune": _tune(args),
-            "seed_start": args.seed_start,
+            "seed_start": args.seed_start, "generator": args.generator,
             "mmm_priors": prior_override, "run_config": run_override, "rows": rows}
+
+
+def lt_bound(args) -> dict:
+    """How precise can ANY long-term estimate be on ltae's generator? Two references per data set:
+
+    1. the first funnel link alone: the generator's awareness responds to spend as aw[t] = 0.7 aw[t-1]
+       + gain . (spend[t] - mean) + N(0, 0.8^2), and the true long-term ROI is proportional to the gain.
+       OLS of the *true* awareness on its lag and spend gives the gain's relative standard error: a
+       calibrated 95% interval of the long-term ROI is at least 3.92 x that wide relative to the truth
+       (the rest of the funnel only adds uncertainty), and excludes 0 with probability
+       Phi(1/rse - 1.96) + Phi(-1/rse - 1.96);
+    2. an oracle: the pipeline's long-term model fitted on the true base-sales level (no step-1
+       error) and the true brand metrics."""
+    import pandas as pd
+    import statsmodels.api as sm
+    from scipy.stats import norm
+
+    from ltae.config import RunConfig
+    from ltae.data.synthetic import generate_synthetic_data
+    from ltae.models.bvar import BVAR
+    from ltae.models.mmm import _fourier
+
+    cfg = RunConfig()
+    rows = []
+    for k in range(args.seeds):
+        seed = args.seed_start + k
+        d = generate_synthetic_data(seed=seed)
+        aw, X = d.brand_metrics.Awareness.to_numpy(), d.spend_wide.to_numpy()
+        fit = sm.OLS(aw[1:], sm.add_constant(np.column_stack([aw[:-1], X[1:]]))).fit()
+        rse = fit.bse[2:] / np.asarray(d.params.awareness_gain)
+        c = d.components
+        level = (c.base_sales - c.controls - c.seasonality + c.noise).to_numpy()
+        Y = np.column_stack([level, d.brand_metrics[["Awareness", "Consideration"]].to_numpy()])
+        b = BVAR([Y], X, cfg.bvar_priors.lags, ["base_sales", "Awareness", "Consideration"], d.params.channels,
+                 deterministic=_fourier(np.arange(len(Y), dtype=float), 2, 52), priors=cfg.bvar_priors)
+        b.fit(draws=args.draws, tune=_tune(args), chains=4, seed=seed)
+        lt = b.long_term_roi_draws(b.calculate_irf(periods=cfg.horizon), horizon=cfg.horizon)
+        for i, ch in enumerate(d.params.channels):
+            truth = d.truth["channels"][ch]["long_term_roi"]
+            lo, hi = np.quantile(lt[:, i], [0.025, 0.975])
+            rows.append({"seed": seed, "channel": ch, "truth": truth, "gain_rel_se": float(rse[i]),
+                         "bound_width_rel": float(3.92 * rse[i]),
+                         "bound_p_excludes_zero": float(norm.cdf(1 / rse[i] - 1.96) + norm.cdf(-1 / rse[i] - 1.96)),
+                         "oracle_mean": float(lt[:, i].mean()), "oracle_covered": bool(lo <= truth <= hi),
+                         "oracle_rel_error": abs(float(lt[:, i].mean()) - truth) / truth,
+                         "oracle_width_rel": float((hi - lo) / truth), "oracle_excludes_zero": bool(lo > 0)})
+        print(f"seed {seed}: gain rel. s.e. {np.round(rse, 2)}", flush=True)
+    df = pd.DataFrame(rows)
+    big = df[df.truth >= 1.0]
+    summary = {"bound_median_width_rel": float(df.bound_width_rel.median()),
+               "bound_median_abs_rel_error": float(0.6745 * df.gain_rel_se.median()),
+               "bound_excludes_zero_where_truth_ge_1": float(big.bound_p_excludes_zero.mean()),
+               "oracle_coverage": float(df.oracle_covered.mean()),
+               "oracle_median_abs_rel_error": float(df.oracle_rel_error.median()),
+               "oracle_median_width_rel": float(df.oracle_width_rel.median()),
+               "oracle_excludes_zero_where_truth_ge_1": float(big.oracle_excludes_zero.mean()),
+               "gain_rel_se_by_channel": df.groupby("channel").gain_rel_se.mean().round(3).to_dict()}
+    print(json.dumps(summary, indent=2))
+    return {"summary": summary, "n_datasets": args.seeds, "seed_start": args.seed_start, "rows": rows}
 
 
 def pipeline_case(args) -> dict:
@@ -280,7 +359,8 @@ def soak(args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
-    ap.add_argument("case", choices=["timing", "recovery", "pipeline", "scale", "soak"], nargs="?", default="timing")
+    ap.add_argument("case", choices=["timing", "recovery", "pipeline", "scale", "soak", "lt_bound"], nargs="?",
+                    default="timing")
     ap.add_argument("--draws", type=int, help="draws per chain (default 1000; soak: 100)")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--tune", type=int, help="tuning steps per chain (default: the production default)")
@@ -292,13 +372,15 @@ def main() -> None:
     ap.add_argument("--mmm-priors", help='recovery: JSON of MMMPriors overrides, e.g. \'{"roi_sigma_sd": 0.3}\'')
     ap.add_argument("--tag", help="recovery: write recovery_<tag>.json instead of the standard files")
     ap.add_argument("--run-config", help='recovery: JSON of RunConfig overrides, e.g. \'{"bvar_controls": true}\'')
+    ap.add_argument("--generator", choices=["ltae", "funnel"], default="ltae",
+                    help="recovery/lt_bound: ltae's generator or the second process (ltae.data.synthetic_funnel)")
     ap.add_argument("--runs", type=int, default=20, help="soak: number of pipeline runs")
     ap.add_argument("--parallel", type=int, default=4, help="soak: runs at a time")
     ap.add_argument("--weeks", type=int, default=80, help="soak: weeks of generated data")
     args = ap.parse_args()
     if args.draws is None:
         args.draws = 100 if args.case == "soak" else 1000
-    res = {"timing": timing, "recovery": recovery, "pipeline": pipeline_case, "scale": scale_case,
+    res = {"timing": timing, "recovery": recovery, "pipeline": pipeline_case, "scale": scale_case, "lt_bound": lt_bound,
            "soak": soak}[args.case](args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.case == "recovery":
@@ -317,7 +399,7 @@ def main() -> None:
             print(f"wrote {RESULTS / name}")
     else:
         name = {"timing": "timing_208x4.json", "pipeline": "pipeline_208x4.json", "scale": "scale.json",
-                "soak": "soak.json"}[args.case]
+                "soak": "soak.json", "lt_bound": "lt_information_bound.json"}[args.case]
         (RESULTS / name).write_text(json.dumps(res, indent=2, default=float))
         print(f"wrote {RESULTS / name}")
 

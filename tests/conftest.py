@@ -43,3 +43,17 @@ def small_run(tmp_path_factory):
     out = root / "runs" / "small"
     pipeline.run(root / "data", out, SMALL_RUN_CFG, store_path=root / "runs" / "ltae_runs.duckdb")
     return out, data
+
+
+def drop_artifact(run_dir, name: str) -> None:
+    """Remove one artefact from a (copied) run folder and from its manifest, so the folder stays a
+    complete, consistent run that simply lacks that file."""
+    import json
+    from pathlib import Path
+
+    run_dir = Path(run_dir)
+    (run_dir / name).unlink(missing_ok=True)
+    man = json.loads((run_dir / "manifest.json").read_text())
+    man["artifacts"].pop(name, None)
+    man["files"] = [f for f in man.get("files", []) if f != name]
+    (run_dir / "manifest.json").write_text(json.dumps(man))

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import drop_artifact
 from typer.testing import CliRunner
 
 pytest.importorskip("streamlit")
@@ -90,6 +91,12 @@ def test_overview_of_a_clean_run_has_no_warning_box(run_dir, tmp_path):
     for c in diag["checklist"]:
         c["status"] = "pass"
     (clean / "diagnostics.json").write_text(json.dumps(diag))
+    # keep the folder consistent for open_run: the manifest records each artefact's sha256
+    from ltae.store.artifacts import sha256_file
+
+    man = json.loads((clean / "manifest.json").read_text())
+    man["artifacts"]["diagnostics.json"] = sha256_file(clean / "diagnostics.json")
+    (clean / "manifest.json").write_text(json.dumps(man))
     at = open_page(clean, "Overview")
     no_exception(at)
     assert not at.error and not at.warning
@@ -234,6 +241,7 @@ def test_scenarios_page_of_a_run_without_irf(run_dir, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(run_dir, old)
     (old / "posteriors" / "irf.nc").unlink()
+    drop_artifact(old, "posteriors/irf.nc")  # a complete run whose manifest lists no irf.nc
     at = open_page(old, "Scenarios")
     no_exception(at)
     assert any("irf.nc" in w.value for w in at.warning)
@@ -264,7 +272,7 @@ def test_run_picker_lists_folder_and_store_runs(run_dir, monkeypatch):
 def test_bad_run_folder_is_a_message(tmp_path):
     at = open_page(tmp_path, "Overview")
     no_exception(at)
-    assert "not a finished run" in at.error[0].value
+    assert "not a finished" in at.error[0].value
 
 
 def test_token_required_when_set(run_dir, monkeypatch):

@@ -398,11 +398,22 @@ def _print_roi(result, console) -> None:
     for c in ("channel", "spend", "short term", "long term", "total"):
         t.add_column(c, justify="left" if c == "channel" else "right")
     for r in result.roi.itertuples():
-        t.add_row(esc(r.channel), f"{r.spend:,.0f}",
-                  esc(f"{r.short_term_roi_mean:.2f} [{r.short_term_roi_lower:.2f}, {r.short_term_roi_upper:.2f}]"),
-                  esc(f"{r.long_term_roi_mean:.2f} [{r.long_term_roi_lower:.2f}, {r.long_term_roi_upper:.2f}]"),
-                  esc(f"{r.total_roi_mean:.2f} [{r.total_roi_lower:.2f}, {r.total_roi_upper:.2f}]"))
+        st = f"{r.short_term_roi_mean:.2f} [{r.short_term_roi_lower:.2f}, {r.short_term_roi_upper:.2f}]"
+        if getattr(r, "short_term_evidence", "ok") == "weak":
+            st += " weak*"
+        lt_ok = getattr(r, "long_term_status", "estimated") == "estimated"
+        lt = (f"{r.long_term_roi_mean:.2f} [{r.long_term_roi_lower:.2f}, {r.long_term_roi_upper:.2f}]"
+              if r.long_term_roi_mean == r.long_term_roi_mean else "n/a") + ("" if lt_ok else " †")
+        tot = f"{r.total_roi_mean:.2f} [{r.total_roi_lower:.2f}, {r.total_roi_upper:.2f}]" + ("" if lt_ok else " †")
+        t.add_row(esc(r.channel), f"{r.spend:,.0f}", esc(st), esc(lt), esc(tot))
     console.print(t)
+    roi = result.roi
+    if "long_term_status" in roi and (roi.long_term_status != "estimated").any():
+        console.print(f"[yellow]† long-term ROI {esc(str(roi.long_term_status[roi.long_term_status != 'estimated'].iloc[0]))}"
+                      "; the total is the short-term ROI only[/yellow]")
+    if "short_term_evidence" in roi and (roi.short_term_evidence == "weak").any():
+        console.print("[yellow]* weak: the data moved this short-term ROI little from its prior; "
+                      "do not move budget on it without an experiment[/yellow]")
     c = Table(title="Validation checklist")
     for col in ("check", "value", "threshold", "status"):
         c.add_column(col)

@@ -31,7 +31,15 @@ import pandas as pd
 
 from ltae.analysis.diagnostics import fit_metrics
 from ltae.analysis.optimize import ResponseModel, optimize_budget
-from ltae.analysis.roi import align_draws, roi_table
+from ltae.analysis.roi import (
+    LT_ESTIMATED,
+    LT_NO_BRAND,
+    WEAK_DATA,
+    align_draws,
+    long_term_status,
+    roi_table,
+    total_draws,
+)
 from ltae.analysis.scenarios import irf_dataset
 from ltae.config import RunConfig, check_against_data
 from ltae.models.bvar import BVAR
@@ -251,6 +259,22 @@ def checklist(short: ShortTermResult, long: LongTermResult, roi: pd.DataFrame, s
     out.append({"check": "BVAR stability", "value": unstable * 100, "threshold": "< 5% explosive draws",
                 "status": _status(unstable < 0.05, unstable < 0.2),
                 "action": "Use the Minnesota prior or fewer lags."})
+    if "short_term_evidence" in roi:
+        weak = roi[roi.short_term_evidence == "weak"].channel.tolist()
+        out.append({"check": "Data informativeness (short-term ROI)", "value": len(weak),
+                    "threshold": f"posterior variance < {1 - WEAK_DATA:.0%} of the prior's for every channel",
+                    "status": _status(not weak, True),
+                    "action": ("The data moved the short-term ROI of " + ", ".join(map(str, weak)) + " little from "
+                               "its prior: treat it as the prior's guess, not a measurement, before moving budget; "
+                               "an experiment (lift test) or more varied spend would inform it") if weak else
+                    "None needed: the data narrowed every channel's short-term ROI well below its prior."})
+    lt_ok = long.status == LT_ESTIMATED
+    out.append({"check": "Long-term model", "value": None, "threshold": "estimated from brand metrics, stable",
+                "status": "pass" if lt_ok else ("warn" if long.status == LT_NO_BRAND else "fail"),
+                "action": "None needed." if lt_ok else (
+                    f"Long-term ROI {long.status}: the total ROI is the short-term ROI only. "
+                    + ("Add brand metrics (awareness, consideration...) to estimate long-term effects."
+                       if long.status == LT_NO_BRAND else "Use fewer lags or the Minnesota prior."))})
     return out
 
 
@@ -369,8 +393,12 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
     t = time.perf_counter()
     irf = bvar.calculate_irf(periods=cfg.horizon, credible_interval=cfg.credible_interval)
     long = long_term_result(bvar, cfg, irf)
+    long.status = long_term_status(len(ds.brand_names), cfg.bvar_priors.direct_spend_effect,
+                                   long.n_unstable / max(long.n_draws, 1))
+    if long.status != LT_ESTIMATED:
+        progress("long_term", f"note: long-term ROI {long.status}; the total is the short-term ROI")
     # the impulse-response draws, so scenarios (ltae scenario, the dashboard) need no refit
-    art.write_netcdf(out / "posteriors" / "irf.nc", irf_dataset(irf))
+    art.write_netcdf(out / "posteriors" / "irf.nc", irf_dataset(irf, status=long.status))
     timings["long_term_post_s"] = time.perf_counter() - t
     progress("long_term", "done")
 
@@ -378,8 +406,10 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
     progress("roi", "start")
     st, lt = align_draws(short.roi_draws, long.roi_draws, seed=cfg.sampling.seed)
     spend_tot = ds.spend.values.sum(0)
-    roi = roi_table(list(ds.spend.columns), spend_tot, st, lt, cfg.credible_interval)
-    total_draws = st + lt
+    roi = roi_table(list(ds.spend.columns), spend_tot, st, lt, cfg.credible_interval, long.status,
+                    short_term_prior=mmm.prior_roi_draws(seed=cfg.sampling.seed))
+    total = total_draws(st, lt, roi)
+    lt_used = total - st  # the long-term draws that enter the total (0 where the model cannot support it)
     progress("roi", "done")
 
     # 5. checklist (+ optional refits)
@@ -392,9 +422,12 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
 
     # 6. budget
     progress("budget", "start")
-    resp = ResponseModel.from_mmm(mmm, lt_roi=long.roi_draws, seed=cfg.sampling.seed)
+    resp = ResponseModel.from_mmm(mmm, lt_roi=lt_used, seed=cfg.sampling.seed)
     budget = optimize_budget(resp, cfg.budget, list(ds.spend.columns), tuple(cfg.budget_bounds),
-                             cfg.risk_quantile)
+                             cfg.risk_quantile, include_long_term=long.status == LT_ESTIMATED)
+    budget.attrs["long_term"] = long.status
+    if "short_term_evidence" in roi:
+        budget["short_term_evidence"] = roi["short_term_evidence"].to_numpy()
     progress("budget", "done")
 
     diagnostics = {
@@ -404,7 +437,7 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
         "long_term": {k: long.convergence[k] for k in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences",
                                                         "divergence_rate")} | {
             "unstable_draws": long.n_unstable, "irf_draws": long.n_draws, "replicates": long.replicates,
-            "resumed": resumed_lt},
+            "resumed": resumed_lt, "status": long.status},
         "fit": short.fit_metrics,
         "holdout": short.holdout,
         "prior_sensitivity": sens,
@@ -412,7 +445,7 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
         "budget": dict(budget.attrs),
     }
     result = RunResult(run_id=run_id, config=cfg.model_dump(mode="json"), dataset_summary=ds.summary(),
-                       quality=quality, short=short, long=long, roi=roi, total_roi_draws=total_draws,
+                       quality=quality, short=short, long=long, roi=roi, total_roi_draws=total,
                        checklist=checks, budget=budget, timings=timings, diagnostics=diagnostics, out_dir=str(out))
 
     # 7. figures + report + tables
@@ -427,10 +460,10 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
     art.atomic_write_csv(out / "roi.csv", roi)
     art.atomic_write_csv(out / "budget.csv", budget)
     art.atomic_write_json(out / "diagnostics.json", diagnostics)
-    draws_df = pd.DataFrame(total_draws, columns=[f"total_{c}" for c in ds.spend.columns])
+    draws_df = pd.DataFrame(total, columns=[f"total_{c}" for c in ds.spend.columns])
     art.atomic_write_csv(out / "roi_draws.csv", draws_df.join(
         pd.DataFrame(st, columns=[f"short_{c}" for c in ds.spend.columns])).join(
-        pd.DataFrame(lt, columns=[f"long_{c}" for c in ds.spend.columns])))
+        pd.DataFrame(lt_used, columns=[f"long_{c}" for c in ds.spend.columns])))
     timings["total_s"] = time.perf_counter() - t_all
     write_report(result, result.figures, out / "report.html")
     progress("report", "done")

@@ -54,6 +54,8 @@ class LongTermResult:
     convergence: dict
     replicates: int
     fit_info: dict = field(default_factory=dict)
+    # whether the long-term ROI can be used (ltae.analysis.roi.long_term_status): "estimated", or why not
+    status: str = "estimated"
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ltae.models.sampling import posterior_dataset
@@ -25,19 +27,31 @@ def convergence_summary(idata, var_names=None) -> dict:
     n_chains = ds.sizes.get("chain", 1)
     n_draws = ds.sizes.get("chain", 1) * ds.sizes.get("draw", 1)
     out = {"n_chains": int(n_chains), "n_draws": int(n_draws), "parameters": {}}
-    rhat = az.rhat(ds) if n_chains > 1 else None
-    ess_b = az.ess(ds, method="bulk")
-    ess_t = az.ess(ds, method="tail")
+    with warnings.catch_warnings():  # constant entries (coefficients fixed at 0, a correlation's
+        warnings.simplefilter("ignore", RuntimeWarning)  # diagonal) have no R-hat or ESS: skipped below
+        rhat = az.rhat(ds) if n_chains > 1 else None
+        ess_b = az.ess(ds, method="bulk")
+        ess_t = az.ess(ds, method="tail")
     maxr, minb, mint = 1.0, np.inf, np.inf
+
+    def _over(arr, fn, sampled):
+        vals = np.asarray(arr)[sampled]
+        vals = vals[np.isfinite(vals)]
+        return float(fn(vals)) if vals.size else float("nan")
+
     for v in names:
-        r = float(np.nanmax(rhat[v].values)) if rhat is not None else float("nan")
-        b = float(np.nanmin(ess_b[v].values))
-        t = float(np.nanmin(ess_t[v].values))
+        x = ds[v].values
+        sampled = np.ptp(x.reshape((-1,) + x.shape[2:]), axis=0) > 0  # entries that vary over draws
+        r = _over(rhat[v].values, np.max, sampled) if rhat is not None else float("nan")
+        b = _over(ess_b[v].values, np.min, sampled)
+        t = _over(ess_t[v].values, np.min, sampled)
+        if not np.any(sampled):
+            continue
         out["parameters"][v] = {"max_rhat": r, "min_ess_bulk": b, "min_ess_tail": t,
                                 "mean": float(ds[v].mean()), "sd": float(ds[v].std())}
-        if rhat is not None:
+        if rhat is not None and r == r:
             maxr = max(maxr, r)
-        minb, mint = min(minb, b), min(mint, t)
+        minb, mint = min(minb, b if b == b else np.inf), min(mint, t if t == t else np.inf)
     ss = _sample_stats(idata)
     div = 0
     if ss is not None:

@@ -77,7 +77,7 @@ TIDY_COLUMNS = ["scenario", "date", "phase", "channel", "metric", "unit", "mean"
 # ------------------------------------------------------------------------------------------------
 
 
-def irf_dataset(irf: dict, max_draws: int = IRF_MAX_DRAWS):
+def irf_dataset(irf: dict, max_draws: int = IRF_MAX_DRAWS, status: str = "estimated"):
     """``BVAR.calculate_irf`` output -> xarray Dataset for ``posteriors/irf.nc``.
 
     ``base_sales`` (draw, horizon, channel): draws of the base-sales response (currency of sales) in
@@ -93,6 +93,8 @@ def irf_dataset(irf: dict, max_draws: int = IRF_MAX_DRAWS):
     if S > max_draws:
         idx = np.unique(np.linspace(0, S - 1, max_draws).round().astype(int))
     base = draws[idx, :, 0, :] / float(irf.get("shock_size", 1.0))
+    if status != "estimated":  # a long-term model the run cannot support adds nothing to a scenario
+        base = np.zeros_like(base)
     coords = {"horizon": np.arange(draws.shape[1]), "response": list(irf["endog_names"]),
               "channel": list(irf["exog_names"])}
     ds = xr.Dataset(
@@ -103,7 +105,8 @@ def irf_dataset(irf: dict, max_draws: int = IRF_MAX_DRAWS):
         coords=coords,
         attrs={"units": "response per currency unit of spend in week 0 (base sales: currency of sales)",
                "shock_size": float(irf.get("shock_size", 1.0)), "n_draws": int(irf["n_draws"]),
-               "n_unstable": int(irf["n_unstable"]), "credible_interval": float(irf["credible_interval"])},
+               "n_unstable": int(irf["n_unstable"]), "credible_interval": float(irf["credible_interval"]),
+               "long_term_status": status},
     )
     return ds
 

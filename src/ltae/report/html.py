@@ -346,6 +346,7 @@ def executive_summary(result: RunResult) -> str:
         out.append("No ROI estimates are available for this run.")
 
     out = [" ".join(out)] if out else []  # the ROI findings form one paragraph
+    out = honesty_notes(result) + out  # what limits the numbers comes before them
 
     checks = result.checklist or []
     if checks:
@@ -388,6 +389,27 @@ def executive_summary(result: RunResult) -> str:
     return "".join(f"<p>{s}</p>" for s in out)
 
 
+def honesty_notes(result: RunResult) -> list[str]:
+    """Warnings that limit the ROI numbers (HTML paragraphs' text): a long-term ROI the model could not
+    support, and channels whose short-term ROI the data moved little from its prior."""
+    roi = result.roi if result.roi is not None else pd.DataFrame()
+    notes = []
+    if "long_term_status" in roi:
+        bad = roi[roi["long_term_status"].astype(str) != "estimated"]
+        if len(bad):
+            status = str(bad["long_term_status"].iloc[0])
+            notes.append(f'<span class="bad">Long-term ROI {esc(status)}</span>: the total ROI of '
+                         f"{_names(bad['channel'].astype(str).tolist())} is the short-term ROI only.")
+    if "short_term_evidence" in roi:
+        weak = roi[roi["short_term_evidence"].astype(str) == "weak"]["channel"].astype(str).tolist()
+        if weak:
+            notes.append(f'<span class="bad">The data said little</span> about the short-term ROI of '
+                         f"{_names(weak)}: the posterior is nearly as wide as the prior, so "
+                         f"{'its' if len(weak) == 1 else 'their'} ROI mostly restates the prior's assumption. "
+                         "Do not move budget on it before an experiment or more varied spend informs it.")
+    return notes
+
+
 def headline_table(result: RunResult) -> str:
     roi = result.roi
     if roi is None or not len(roi):
@@ -398,8 +420,15 @@ def headline_table(result: RunResult) -> str:
     rows = []
     for _, x in r.iterrows():
         row = [_td(str(x["channel"]), num=False), _td(fmt_money(x.get("spend")), num=True)]
+        lt_status = str(x.get("long_term_status", "estimated"))
         for term in ("total", "short_term", "long_term"):
             cell = fmt_interval(x.get(f"{term}_roi_mean"), x.get(f"{term}_roi_lower"), x.get(f"{term}_roi_upper"))
+            if term == "long_term" and lt_status != "estimated":
+                cell = (cell + " " if _float(x.get("long_term_roi_mean")) is not None else "") + f"({lt_status})"
+            if term == "total" and lt_status != "estimated":
+                cell += " (short term only)"
+            if term == "short_term" and str(x.get("short_term_evidence", "ok")) == "weak":
+                cell += " (weak: data said little)"
             m, lo = _float(x.get(f"{term}_roi_mean")), _float(x.get(f"{term}_roi_lower"))
             cls = ' class="num bad"' if term == "total" and m is not None and m < 1 else ' class="num"'
             if term == "total" and lo is not None and lo > 1:

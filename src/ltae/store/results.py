@@ -34,6 +34,11 @@ CREATE TABLE IF NOT EXISTS roi (
     long_term_roi_mean DOUBLE, long_term_roi_lower DOUBLE, long_term_roi_upper DOUBLE,
     total_roi_mean DOUBLE, total_roi_lower DOUBLE, total_roi_upper DOUBLE);
 CREATE TABLE IF NOT EXISTS diagnostics (run_id VARCHAR, model VARCHAR, metric VARCHAR, value DOUBLE);
+ALTER TABLE roi ADD COLUMN IF NOT EXISTS long_term_status VARCHAR;
+ALTER TABLE roi ADD COLUMN IF NOT EXISTS total_includes_long_term BOOLEAN;
+ALTER TABLE roi ADD COLUMN IF NOT EXISTS short_term_contraction DOUBLE;
+ALTER TABLE roi ADD COLUMN IF NOT EXISTS short_term_prior_shift DOUBLE;
+ALTER TABLE roi ADD COLUMN IF NOT EXISTS short_term_evidence VARCHAR;
 """
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -104,7 +109,8 @@ def connect(path: str | Path, read_only: bool = False, timeout: float | None = N
 
 ROI_COLUMNS = ["channel", "spend", "short_term_roi_mean", "short_term_roi_lower", "short_term_roi_upper",
                "long_term_roi_mean", "long_term_roi_lower", "long_term_roi_upper", "total_roi_mean",
-               "total_roi_lower", "total_roi_upper"]
+               "total_roi_lower", "total_roi_upper", "long_term_status", "total_includes_long_term",
+               "short_term_contraction", "short_term_prior_shift", "short_term_evidence"]
 
 
 def record_run(path: str | Path, result, timeout: float | None = None) -> None:
@@ -129,10 +135,11 @@ def record_run(path: str | Path, result, timeout: float | None = None) -> None:
              cfg["sampling"]["sampler"], cfg["sampling"]["draws"], cfg["sampling"]["chains"], cfg["sampling"]["seed"],
              _finite(result.timings.get("total_s")), sum(c["status"] == "pass" for c in checks),
              len(checks), dumps_strict(cfg)])
-        roi = result.roi[ROI_COLUMNS].copy()
+        roi = result.roi.reindex(columns=ROI_COLUMNS).copy()
         roi.insert(0, "run_id", result.run_id)
-        con.executemany("INSERT INTO roi VALUES (" + ",".join("?" * len(roi.columns)) + ")",
-                        roi.astype(object).values.tolist())
+        rows = [[None if isinstance(v, float) and v != v else v for v in r] for r in roi.astype(object).values.tolist()]
+        con.executemany(f"INSERT INTO roi ({', '.join(roi.columns)}) VALUES (" + ",".join("?" * len(roi.columns)) + ")",
+                        rows)
         if diag_rows:
             con.executemany("INSERT INTO diagnostics VALUES (?, ?, ?, ?)", diag_rows)
         con.execute("COMMIT")
@@ -178,5 +185,5 @@ def list_runs(path: str | Path, timeout: float | None = None) -> pd.DataFrame:
 
 
 def run_roi(path: str | Path, run_id: str, timeout: float | None = None) -> pd.DataFrame:
-    return _read(path, "SELECT * FROM roi WHERE run_id = ? ORDER BY channel", [run_id], ["run_id", *ROI_COLUMNS],
-                 timeout)
+    return _read(path, f"SELECT run_id, {', '.join(ROI_COLUMNS)} FROM roi WHERE run_id = ? ORDER BY channel", [run_id],
+                 ["run_id", *ROI_COLUMNS], timeout)

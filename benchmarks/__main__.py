@@ -138,6 +138,95 @@ def recovery(args) -> dict:
             "mmm_priors": prior_override, "run_config": run_override, "rows": rows}
 
 
+def geo_one(item: dict) -> dict:
+    """One multi-market data set: the hierarchical model and the long-term model per market, against
+    the truth; and the one-market model on the markets' summed data (national only) for comparison.
+    A pure function of its item (a task for ltae.distributed.fan_out)."""
+
+    from ltae import pipeline_geo as pg
+    from ltae.config import RunConfig
+    from ltae.data.dataset import MMMDataset
+    from ltae.data.synthetic_geo import generate_geo, market_datasets
+    from ltae.models.mmm import ShortTermMMM
+
+    seed = item["seed"]
+    d = generate_geo(n_markets=item["markets"], n_weeks=item["weeks"], seed=seed)
+    panel = market_datasets(d)
+    cfg = RunConfig.model_validate({"sampling": {"draws": item["draws"], "tune": item["tune"], "seed": seed}})
+    t = time.perf_counter()
+    geo = pg.geo_model(panel, cfg)
+    s = cfg.sampling
+    geo.fit(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, seed=seed)
+    conv = geo.summary()
+    long = pg.geo_long_term(panel, geo, cfg, scheduler="serial")
+    table, _ = pg.geo_roi(geo, long, cfg)
+    wall = time.perf_counter() - t
+    rows = []
+    for r in table.itertuples():
+        tr = d.truth["national"][r.channel] if r.market == pg.NATIONAL else d.truth["markets"][r.market][r.channel]
+        row = {"seed": seed, "market": r.market, "channel": r.channel, "wall_s": wall, "st_max_rhat": conv["max_rhat"],
+               "st_min_ess": conv["min_ess_bulk"], "st_divergences": conv["divergences"]}
+        for kind, col in (("short_term", "short_term_roi"), ("long_term", "long_term_roi"), ("total", "total_roi")):
+            truth, lo, hi, mean = tr[col], getattr(r, f"{col}_lower"), getattr(r, f"{col}_upper"), getattr(r, f"{col}_mean")
+            row.update({f"{kind}_truth": truth, f"{kind}_mean": mean, f"{kind}_lower": lo, f"{kind}_upper": hi,
+                        f"{kind}_covered": bool(lo <= truth <= hi),
+                        f"{kind}_rel_error": abs(mean - truth) / abs(truth) if truth else None,
+                        f"{kind}_width_rel": (hi - lo) / abs(truth) if truth else None})
+        rows.append(row)
+    # the one-market model on the summed data (what a user without the panel would fit)
+    first = panel[d.markets[0]]
+    summed = MMMDataset(first.dates, sum(panel[m].target for m in d.markets), sum(panel[m].spend for m in d.markets),
+                        sum(panel[m].controls for m in d.markets), sum(panel[m].brand for m in d.markets) / len(panel),
+                        "summed")
+    one = ShortTermMMM.from_dataset(summed, cfg.channel_groups, cfg.mmm_priors)
+    one.fit(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, seed=seed)
+    roi1 = one.short_term_roi_draws()
+    for c, ch in enumerate(first.channels):
+        lo, hi = np.quantile(roi1[:, c], [0.025, 0.975])
+        truth = d.truth["national"][ch]["short_term_roi"]
+        rows.append({"seed": seed, "market": "summed_single_market", "channel": ch, "short_term_truth": truth,
+                     "short_term_mean": float(roi1[:, c].mean()), "short_term_lower": lo, "short_term_upper": hi,
+                     "short_term_covered": bool(lo <= truth <= hi),
+                     "short_term_rel_error": abs(roi1[:, c].mean() - truth) / truth,
+                     "short_term_width_rel": (hi - lo) / truth})
+    print(f"seed {seed}: {wall:.0f} s, R-hat {conv['max_rhat']:.3f}, ESS {conv['min_ess_bulk']:.0f}", flush=True)
+    return {"rows": rows, "wall_s": wall}
+
+
+def geo_recovery(args) -> dict:
+    """Multi-market recovery: ``--seeds`` data sets of ``--markets`` x ``--weeks`` x 4 channels, fanned
+    out over ``--scheduler`` (serial, local = a LocalCluster, or a Dask address)."""
+    import pandas as pd
+
+    from ltae.distributed import fan_out
+
+    items = [{"seed": args.seed_start + k, "markets": args.markets, "weeks": args.weeks, "draws": args.draws,
+              "tune": _tune(args)} for k in range(args.seeds)]
+    sched = None if args.scheduler == "local" else args.scheduler
+    res = fan_out(geo_one, items, scheduler=sched, workers=args.workers)
+    df = pd.DataFrame([r for x in res for r in x["rows"]])
+    summary = {}
+    for label, part in (("market", df[~df.market.isin(["ALL", "summed_single_market"])]),
+                        ("national", df[df.market == "ALL"]), ("summed_single_market", df[df.market == "summed_single_market"])):
+        summary[label] = {}
+        for kind in ("short_term", "long_term", "total"):
+            if f"{kind}_covered" not in part or part[f"{kind}_covered"].isna().all():
+                continue
+            summary[label][kind] = {"coverage": float(part[f"{kind}_covered"].mean()),
+                                    "median_abs_rel_error": float(part[f"{kind}_rel_error"].dropna().median()),
+                                    "median_width_rel": float(part[f"{kind}_width_rel"].dropna().median())}
+    nat, one = df[df.market == "ALL"], df[df.market == "summed_single_market"]
+    w_nat = (nat.short_term_upper - nat.short_term_lower).to_numpy()
+    w_one = (one.short_term_upper - one.short_term_lower).to_numpy()
+    summary["national_width_pooled_over_summed"] = float(np.median(w_nat / w_one))
+    summary["max_rhat"] = float(df.st_max_rhat.max())
+    summary["min_ess_bulk"] = float(df.st_min_ess.min())
+    print(json.dumps(summary, indent=2))
+    return {"summary": summary, "n_datasets": args.seeds, "markets": args.markets, "weeks": args.weeks,
+            "draws": args.draws, "tune": _tune(args), "scheduler": args.scheduler,
+            "wall_s": [x["wall_s"] for x in res], "rows": df.replace({np.nan: None}).to_dict("records")}
+
+
 def lt_bound(args) -> dict:
     """How precise can ANY long-term estimate be on ltae's generator? Two references per data set:
 
@@ -359,8 +448,12 @@ def soak(args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
-    ap.add_argument("case", choices=["timing", "recovery", "pipeline", "scale", "soak", "lt_bound"], nargs="?",
-                    default="timing")
+    ap.add_argument("case", choices=["timing", "recovery", "pipeline", "scale", "soak", "lt_bound", "geo_recovery"],
+                    nargs="?", default="timing")
+    ap.add_argument("--markets", type=int, default=10, help="geo_recovery: markets per data set")
+    ap.add_argument("--scheduler", default="serial",
+                    help="geo_recovery: serial, local (a Dask LocalCluster) or a Dask scheduler address")
+    ap.add_argument("--workers", type=int, help="geo_recovery: LocalCluster workers")
     ap.add_argument("--draws", type=int, help="draws per chain (default 1000; soak: 100)")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--tune", type=int, help="tuning steps per chain (default: the production default)")
@@ -376,11 +469,13 @@ def main() -> None:
                     help="recovery/lt_bound: ltae's generator or the second process (ltae.data.synthetic_funnel)")
     ap.add_argument("--runs", type=int, default=20, help="soak: number of pipeline runs")
     ap.add_argument("--parallel", type=int, default=4, help="soak: runs at a time")
-    ap.add_argument("--weeks", type=int, default=80, help="soak: weeks of generated data")
+    ap.add_argument("--weeks", type=int, help="soak (default 80) / geo_recovery (default 156): weeks of generated data")
     args = ap.parse_args()
     if args.draws is None:
         args.draws = 100 if args.case == "soak" else 1000
-    res = {"timing": timing, "recovery": recovery, "pipeline": pipeline_case, "scale": scale_case, "lt_bound": lt_bound,
+    if args.weeks is None:
+        args.weeks = 80 if args.case == "soak" else 156
+    res = {"timing": timing, "recovery": recovery, "pipeline": pipeline_case, "scale": scale_case, "lt_bound": lt_bound, "geo_recovery": geo_recovery,
            "soak": soak}[args.case](args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.case == "recovery":
@@ -399,7 +494,8 @@ def main() -> None:
             print(f"wrote {RESULTS / name}")
     else:
         name = {"timing": "timing_208x4.json", "pipeline": "pipeline_208x4.json", "scale": "scale.json",
-                "soak": "soak.json", "lt_bound": "lt_information_bound.json"}[args.case]
+                "soak": "soak.json", "lt_bound": "lt_information_bound.json",
+                "geo_recovery": f"geo_recovery{'_' + args.tag if args.tag else ''}.json"}[args.case]
         (RESULTS / name).write_text(json.dumps(res, indent=2, default=float))
         print(f"wrote {RESULTS / name}")
 

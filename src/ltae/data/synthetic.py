@@ -142,12 +142,15 @@ def default_params(
     horizon: int = 24,
     st_roi=None,
     lt_roi=None,
+    size: float = 1.0,
 ) -> SyntheticParams:
     """Defaults with realistic magnitudes; betas and funnel gains are set so the true ROIs are
-    near ``st_roi`` / ``lt_roi`` (the exact truth is always computed from the simulation)."""
+    near ``st_roi`` / ``lt_roi`` (the exact truth is always computed from the simulation).
+    ``size`` scales every currency magnitude (spend, sales, noise, effects) of a market: the ROIs
+    (currency per currency) stay as given."""
     channels = list(channels)
     n = len(channels)
-    mean_spend = _cycle(_MEAN_SPEND, n)
+    mean_spend = [m * size for m in _cycle(_MEAN_SPEND, n)]
     p = SyntheticParams(
         channels=channels,
         mean_spend=mean_spend,
@@ -158,6 +161,10 @@ def default_params(
         beta=[0.0] * n,
         awareness_gain=[0.0] * n,
     )
+    if size != 1.0:
+        for k in ("base_level", "level_sd", "noise_sd", "season_amplitude", "sales_from_consideration"):
+            setattr(p, k, getattr(p, k) * size)
+        p.control_coef = {k: v * size for k, v in p.control_coef.items()}
     st = list(st_roi) if st_roi is not None else _cycle(_ST_ROI, n)
     lt = list(lt_roi) if lt_roi is not None else _cycle(_LT_ROI, n)
     # beta such that beta * E[hill(adstock)] ~= roi * mean spend (approximate; truth is exact)

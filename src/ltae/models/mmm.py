@@ -85,6 +85,9 @@ class MMMPriors(BaseModel):
     noise_polar: bool = True
     # add last week's brand metrics (awareness, consideration, ...) as controls (``from_dataset``)
     brand_lag_controls: bool = False
+    # multi-market models (ltae.models.geo): HalfNormal scale of each channel's between-market spread
+    # of ROI / r0 (partial pooling of market ROIs towards the national ROI)
+    market_roi_sd: float = 0.1
 
     def scaled(self, factor: float) -> MMMPriors:
         """Priors with every scale parameter multiplied by ``factor`` (prior sensitivity)."""

@@ -202,15 +202,16 @@ def stacked(idata, name):
 
 
 def with_posterior_vars(idata, new: dict, coords: dict):
-    """Add variables {name: (array (chain, draw, [dim]), dim or None)} to the posterior group."""
+    """Add variables {name: (array (chain, draw, [dims...]), dim, a tuple of dims or None)} to the
+    posterior group."""
     import xarray as xr
 
     post = posterior_dataset(idata)
     data = {}
     for name, (arr, dim) in new.items():
-        dims = ("chain", "draw") + ((dim,) if dim else ())
-        data[name] = xr.DataArray(arr, dims=dims, coords={k: post.coords[k] for k in ("chain", "draw")}
-                                  | ({dim: coords[dim]} if dim else {}))
+        extra = () if not dim else ((dim,) if isinstance(dim, str) else tuple(dim))
+        data[name] = xr.DataArray(arr, dims=("chain", "draw") + extra,
+                                  coords={k: post.coords[k] for k in ("chain", "draw")} | {d: coords[d] for d in extra})
     post = post.assign(data)
     if hasattr(idata, "children") or isinstance(idata, xr.DataTree):
         idata["posterior"] = xr.DataTree(post)

@@ -16,22 +16,22 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ltae.data.roles import DataRoles
 from ltae.data.validate import DataValidationError
 from ltae.models.bvar import BVAR_SAMPLERS, BVARPriors
 from ltae.models.mmm import MMMPriors
 from ltae.models.sampling import SAMPLERS
 
 
-class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DataConfig(DataRoles):
+    """``[data]``: where the data are (``path``) and the column roles (:class:`~ltae.data.roles.DataRoles`)."""
+
     path: str = ""
-    target: str | None = None
-    date_col: str | None = None
-    channels: list[str] | None = None
-    controls: list[str] | None = None
-    brand: list[str] | None = None
-    table: str | None = None
-    min_weeks: int = 52
+
+    @property
+    def roles(self) -> DataRoles:
+        """The roles alone, as :func:`ltae.data.load_dataset` takes them."""
+        return DataRoles.model_validate(self.model_dump(exclude={"path"}))
 
 
 class SamplingConfig(BaseModel):

@@ -326,8 +326,7 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
     progress("prepare", "start")
     t = time.perf_counter()
     d = cfg.data
-    ds = load_dataset(d.path, target=d.target, date_col=d.date_col, channels=d.channels, controls=d.controls,
-                      brand=d.brand, table=d.table, min_weeks=d.min_weeks)
+    ds = load_dataset(d.path, d.roles)
     check_against_data(cfg, ds)
     quality = quality_report(ds).to_dict()
     data_hash = ds.data_hash()

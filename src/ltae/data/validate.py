@@ -10,7 +10,6 @@ otherwise, and :attr:`DataValidationError.row` holds that N.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -18,7 +17,7 @@ from typing import NoReturn
 import numpy as np
 import pandas as pd
 
-DATE = "Date"  # canonical name of the date column once a table is loaded
+from ltae.data.names import DATE, name_key, normalize_name, split_names  # noqa: F401 - re-exported
 
 _DAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 _DAY_LONG = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -189,25 +188,6 @@ def weekday_name(ts) -> str:
 def weekly_freq(ts) -> str:
     """pandas frequency string of weeks anchored on the weekday of ``ts`` (e.g. ``W-MON``)."""
     return f"W-{_DAY_NAMES[pd.Timestamp(ts).weekday()]}"
-
-
-def normalize_name(name) -> str:
-    """Header/channel name as ltae keeps it: BOM and surrounding whitespace removed, NFC unicode."""
-    return unicodedata.normalize("NFC", str(name)).replace("\ufeff", "").strip()
-
-
-def name_key(name) -> str:
-    """Key for case- and whitespace-insensitive matching of names."""
-    return " ".join(normalize_name(name).split()).casefold()
-
-
-def split_names(value) -> list[str] | None:
-    """``"a, b,,c"`` -> ``["a", "b", "c"]``; a sequence is normalised; ``None`` stays ``None``."""
-    if value is None:
-        return None
-    items = value.split(",") if isinstance(value, str) else list(value)
-    out = [normalize_name(v) for v in items]
-    return [v for v in out if v]
 
 
 # --------------------------------------------------------------------------------------------

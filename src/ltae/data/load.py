@@ -27,7 +27,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from ltae.data.csvsafe import unneutralize_cell
 from ltae.data.dataset import MMMDataset
 from ltae.data.prepare import CHANNEL, SPEND, assemble, roles_path
 from ltae.data.roles import DataRoles
@@ -46,6 +45,7 @@ from ltae.data.validate import (
     to_float,
     try_numeric,
 )
+from ltae.io import unneutralize_cell
 
 SPEC_FILES: dict[str, str] = {
     "sales": "sales.csv",

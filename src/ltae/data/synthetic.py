@@ -404,7 +404,7 @@ def scenario_truth(data: SyntheticData, plan_spend, reference_spend, horizon: in
 
 def save_to_csv(data: SyntheticData, output_dir) -> Path:
     """Write the five CSV files plus ``truth.json`` (atomically, file by file)."""
-    from ltae.store.artifacts import atomic_write_csv, atomic_write_json
+    from ltae.io import atomic_write_csv, atomic_write_json
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

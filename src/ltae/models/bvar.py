@@ -470,7 +470,7 @@ class BVAR:
                                 credible_interval: float = 0.95) -> dict:
         """Long-term ROI per channel: cumulative base-sales response (currency) over the horizon per
         unit of spend, as draws with mean and interval."""
-        from ltae.analysis.roi import summarize_draws
+        from ltae.models.diagnostics import summarize_draws
 
         d = self.long_term_roi_draws(irf, sales_var_name, horizon)
         out = {}
@@ -481,7 +481,7 @@ class BVAR:
         return out
 
     def summary(self) -> dict:
-        from ltae.analysis.diagnostics import convergence_summary
+        from ltae.models.diagnostics import convergence_summary
 
         post = sampling.posterior_dataset(self.idata)
         pat = re.compile(r"^(A|B|c|D|sigma)(_r\d+)?$|^chol(_r\d+)?_(stds|corr)(_r\d+)?$")

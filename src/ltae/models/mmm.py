@@ -702,7 +702,7 @@ class ShortTermMMM:
 
     # ---- spec API -----------------------------------------------------------------------------
     def calculate_short_term_roi(self, credible_interval: float = 0.95) -> dict:
-        from ltae.analysis.roi import summarize_draws
+        from ltae.models.diagnostics import summarize_draws
 
         draws = self.short_term_roi_draws()
         mroi = self.marginal_roi_draws()
@@ -716,7 +716,7 @@ class ShortTermMMM:
         return out
 
     def summary(self) -> dict:
-        from ltae.analysis.diagnostics import convergence_summary
+        from ltae.models.diagnostics import convergence_summary
 
         self._require_fit()
         return convergence_summary(self.idata, var_names=self.parameter_names())

@@ -374,10 +374,17 @@ def _progress_runner(console):
     return prog, callback
 
 
+def _ci_label(config) -> str:
+    """The run's credible-interval level as a percentage label ("95%"), from a RunConfig or its dict."""
+    ci = config.get("credible_interval", 0.95) if isinstance(config, dict) else config.credible_interval
+    return f"{float(ci):.0%}"
+
+
 def _print_roi(result, console) -> None:
     from rich.table import Table
 
-    t = Table(title="ROI per channel (currency per currency unit of spend; mean [95% interval])")
+    t = Table(title=f"ROI per channel (currency per currency unit of spend; mean [{_ci_label(result.config)} "
+              "interval])")
     for c in ("channel", "spend", "short term", "long term", "total"):
         t.add_column(c, justify="left" if c == "channel" else "right")
     for r in result.roi.itertuples():
@@ -481,7 +488,7 @@ def demo(
     result = _run_pipeline(data_dir, out, None, {"sampling": sampling}, store)
     truth = json.loads((data_dir / "truth.json").read_text())["channels"]
     t = Table(title="Known truth vs estimate (total ROI)")
-    for c in ("channel", "truth", "estimate", "95% interval", "covered"):
+    for c in ("channel", "truth", "estimate", f"{_ci_label(result.config)} interval", "covered"):
         t.add_column(c)
     covered = 0
     for r in result.roi.itertuples():
@@ -529,16 +536,19 @@ def optimize(
         raise typer.BadParameter("must be between 0 and 1, e.g. 0.1", param_hint="--risk-quantile")
     if budget is not None and not budget > 0:
         raise typer.BadParameter("must be a positive amount", param_hint="--budget")
-    resp, channels = load_saved_run(open_run(run_dir))  # refuses an incomplete or mixed folder
+    saved = open_run(run_dir)  # refuses an incomplete or mixed folder
+    resp, channels = load_saved_run(saved)
+    ci = saved.config.credible_interval
     try:
-        df = optimize_budget(resp, budget, channels, (lo, hi), risk_quantile, include_long_term=include_long_term)
+        df = optimize_budget(resp, budget, channels, (lo, hi), risk_quantile, include_long_term=include_long_term,
+                             credible_interval=ci)
     except ValueError as exc:
         raise DataValidationError(str(exc), file=str(run_dir)) from exc
     path = out or run_dir / f"budget_{int(df.attrs['budget'])}.csv"
     atomic_write_csv(path, df)
     what = "short + long term" if include_long_term else "short term only"
     t = Table(title=f"Budget {df.attrs['budget']:,.0f} ({what}): expected uplift {df.attrs['uplift_mean']:,.0f} "
-              f"[{df.attrs['uplift_lower']:,.0f}, {df.attrs['uplift_upper']:,.0f}]")
+              f"[{df.attrs['uplift_lower']:,.0f}, {df.attrs['uplift_upper']:,.0f}] ({ci:.0%} interval)")
     for c in ("channel", "current", "optimal", "change"):
         t.add_column(c, justify="right")
     for r in df.itertuples():

@@ -26,7 +26,7 @@ class ShortTermResult:
     base_sales_lower: np.ndarray
     base_sales_upper: np.ndarray
     fitted_mean: np.ndarray  # (T,) posterior mean of fitted sales
-    fitted_lower: np.ndarray  # (T,) 95% predictive band
+    fitted_lower: np.ndarray  # (T,) predictive band at the run's credible_interval
     fitted_upper: np.ndarray
     fit_metrics: dict  # mape, r2, coverage (in-sample), one_step coverage
     convergence: dict  # max_rhat, min_ess_bulk, divergences, ...

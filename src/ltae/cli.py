@@ -58,18 +58,21 @@ _state = {"debug": False}
 
 
 def out_console():
+    """A rich console for standard output (no automatic highlighting)."""
     from rich.console import Console
 
     return Console(highlight=False)
 
 
 def err_console():
+    """A rich console for standard error (no highlighting, no wrapping)."""
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def debug_enabled() -> bool:
+    """Whether tracebacks are shown (``--debug`` or ``LTAE_DEBUG=1``)."""
     return _state["debug"] or os.environ.get("LTAE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -88,12 +91,14 @@ def print_error(message: str) -> None:
 
 
 def ValidationError_():  # noqa: N802 - lazy import of pydantic's error class
+    """pydantic's ``ValidationError`` class, imported on first use."""
     from pydantic import ValidationError
 
     return ValidationError
 
 
 def StoreBusyError_():  # noqa: N802 - lazy import
+    """The results store's ``StoreBusyError`` class, imported on first use."""
     from ltae.store.results import StoreBusyError
 
     return StoreBusyError
@@ -202,6 +207,7 @@ def data_role_options(func):
 
 
 def print_dataset(ds, console=None) -> None:
+    """Print a dataset's summary (source, weeks, roles, data hash) and its notices."""
     from rich.table import Table
 
     from ltae.data.validate import fmt_date
@@ -704,6 +710,7 @@ def runs(
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m ltae`
+    """Console entry point (``python -m ltae``)."""
     app(prog_name="ltae")
 
 

@@ -35,6 +35,9 @@ class DataConfig(DataRoles):
 
 
 class SamplingConfig(BaseModel):
+    """``[sampling]``: the sampler of the short-term model (``nutpie``, ``nutpie_jax``, ``pymc``,
+    ``numpyro``, ``blackjax``, ``advi``), draws, tuning steps and chains, target acceptance, the seed,
+    and the long-term model's sampler (``bvar_sampler``: ``collapsed`` or any of the others)."""
     model_config = ConfigDict(extra="forbid")
     sampler: str = "nutpie"
     draws: int = Field(1000, ge=10)
@@ -65,6 +68,8 @@ class SamplingConfig(BaseModel):
 
 
 class RunConfig(BaseModel):
+    """Every setting of a run (a TOML/YAML file's top level; CLI options override it). See
+    docs/configuration.md for each key, its default and its unit."""
     model_config = ConfigDict(extra="forbid")
     data: DataConfig = DataConfig()
     sampling: SamplingConfig = SamplingConfig()

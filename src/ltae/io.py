@@ -104,12 +104,14 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 text to ``path`` atomically; returns the path."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write bytes to ``path`` atomically; returns the path."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
@@ -150,6 +152,7 @@ def dumps_strict(obj: Any, **kw) -> str:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as strict, indented JSON (NaN and infinities as null) atomically; returns the path."""
     return atomic_write_text(path, dumps_strict(obj, indent=2, ensure_ascii=False))
 
 

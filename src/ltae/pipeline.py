@@ -133,6 +133,8 @@ def _fit_or_resume(model, step: str, out: Path, key: str, cfg: RunConfig, progre
 
 
 def short_term_result(mmm: ShortTermMMM, ds, ci: float = 0.95) -> ShortTermResult:
+    """The short-term model's results for the report and the store: ROI draws, contributions, base sales
+    and fit with ``ci`` intervals, fit metrics, convergence, response curves."""
     q = (1 - ci) / 2
     contrib = mmm.media_contributions()
     base = mmm.base_sales_draws()
@@ -191,6 +193,8 @@ def pick_base_draws(mmm: ShortTermMMM, replicates: int, seed: int, net_of_contro
 
 
 def long_term_result(bvar: BVAR, cfg: RunConfig, irf: dict | None = None) -> LongTermResult:
+    """The long-term model's results: impulse responses with intervals, long-term ROI draws, explosive
+    draws, convergence."""
     if irf is None:
         irf = bvar.calculate_irf(periods=cfg.horizon, credible_interval=cfg.credible_interval)
     return LongTermResult(

@@ -13,6 +13,8 @@ import pandas as pd
 
 @dataclass
 class ShortTermResult:
+    """Results of the short-term model: ROI draws, contributions, base sales, fit and convergence (currency
+    of sales unless noted)."""
     channels: list[str]
     dates: pd.DatetimeIndex
     sales: np.ndarray  # (T,) observed target, currency
@@ -39,6 +41,8 @@ class ShortTermResult:
 
 @dataclass
 class LongTermResult:
+    """Results of the long-term model: impulse responses (per unit of spend), long-term ROI draws,
+    stability and convergence."""
     endog_names: list[str]
     channels: list[str]
     horizon: int
@@ -58,6 +62,8 @@ class LongTermResult:
 
 @dataclass
 class RunResult:
+    """Everything a run produced (what :func:`ltae.pipeline.run` returns): both models' results, the ROI
+    table and draws, checklist, budget, diagnostics, timings and the output folder."""
     run_id: str
     config: dict
     dataset_summary: dict
@@ -74,4 +80,5 @@ class RunResult:
     figures: dict = field(default_factory=dict)  # name -> relative path
 
     def roi_summary(self) -> pd.DataFrame:
+        """A copy of the ROI table (roi.csv)."""
         return self.roi.copy()

@@ -41,6 +41,8 @@ class ResponseModel:
 
     @classmethod
     def from_mmm(cls, mmm, lt_roi=None, max_draws: int = 400, seed: int = 0) -> ResponseModel:
+        """The response model of a fitted :class:`~ltae.models.mmm.ShortTermMMM`, with long-term ROI draws
+        ``lt_roi`` (S', C) paired to its draws at random (``seed``); at most ``max_draws`` draws."""
         return cls(mmm.spend, mmm.spend_scale, mmm.y_scale, mmm.priors.l_max, mmm.priors.normalize_adstock,
                    mmm.draws("adstock_alpha"), mmm.draws("hill_kappa"), mmm.draws("hill_lambda"), mmm.draws("beta"),
                    lt_roi=lt_roi, max_draws=max_draws, seed=seed)
@@ -51,6 +53,8 @@ class ResponseModel:
         return (sat * self.beta[:, None, :]).sum(axis=1) * self.y_scale
 
     def total_return(self, mult: np.ndarray, include_long_term: bool = True) -> np.ndarray:
+        """(S, C) return over the window for spend multipliers ``mult`` (C,): short-term contribution plus,
+        when ``include_long_term``, long-term ROI x spend (currency of sales)."""
         ret = self.short_term(mult)
         if include_long_term:
             ret = ret + self.lt * (np.asarray(mult) * self.current)[None, :]

@@ -51,22 +51,27 @@ class MMMDataset:
     # ---- roles -------------------------------------------------------------------------------
     @property
     def target_name(self) -> str:
+        """The target column's name."""
         return str(self.target.name)
 
     @property
     def channels(self) -> tuple[str, ...]:
+        """The channels (spend columns), in order."""
         return tuple(str(c) for c in self.spend.columns)
 
     @property
     def control_names(self) -> tuple[str, ...]:
+        """The control columns, in order."""
         return tuple(str(c) for c in self.controls.columns)
 
     @property
     def brand_names(self) -> tuple[str, ...]:
+        """The brand-metric columns, in order."""
         return tuple(str(c) for c in self.brand.columns)
 
     @property
     def n_weeks(self) -> int:
+        """Number of weeks."""
         return len(self.dates)
 
     @property

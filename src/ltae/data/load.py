@@ -118,6 +118,7 @@ def read_csv_table(path: str | os.PathLike, name: str | None = None) -> Table:
 
 
 def read_parquet_table(path: str | os.PathLike, name: str | None = None) -> Table:
+    """Read a Parquet file as a :class:`~ltae.data.validate.Table` (rows numbered from 1)."""
     path = Path(path)
     try:
         df = pd.read_parquet(path)
@@ -129,6 +130,8 @@ def read_parquet_table(path: str | os.PathLike, name: str | None = None) -> Tabl
 
 
 def read_duckdb_table(path: str | os.PathLike, table: str | None = None) -> Table:
+    """Read a table of a DuckDB file (read-only) as a :class:`~ltae.data.validate.Table`; ``table`` may be
+    left out when the database holds one table."""
     import duckdb
 
     path = Path(path)

@@ -135,6 +135,7 @@ def write_prepared(ds: MMMDataset, out: str | Path) -> tuple[Path, Path]:
 
 
 def roles_path(csv_path: str | Path) -> Path:
+    """The ``<stem>.roles.json`` sidecar next to a prepared CSV."""
     p = Path(csv_path)
     return p.with_name(p.stem + ".roles.json")
 

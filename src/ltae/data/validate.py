@@ -113,10 +113,12 @@ class Table:
     original: dict[str, str] = field(default_factory=dict)  # canonical column -> name in the file
 
     def label(self, column: str | None) -> str | None:
+        """The column's name as the file spells it (before renaming), for messages."""
         return None if column is None else self.original.get(column, column)
 
     @property
     def header_row(self) -> int | None:
+        """The header's line number (1) for files with lines, else None."""
         return 1 if self.row_kind == "line" else None
 
     def fail(
@@ -143,6 +145,7 @@ class Table:
         )
 
     def context(self, label, cols: Sequence[str] = (DATE,)) -> str | None:
+        """``Date 2021-01-04``-style text locating a row in messages (the values of ``cols``)."""
         parts = []
         for c in cols:
             if c in self.df.columns:
@@ -155,6 +158,7 @@ class Table:
         return ", ".join(parts) or None
 
     def lines_span(self) -> str:
+        """``lines 2-209`` (or ``rows 1-208``): the span of the table's rows, for messages."""
         idx = self.df.index
         if len(idx) == 0:
             return ""
@@ -164,11 +168,14 @@ class Table:
 
 
 def fmt_date(ts) -> str:
+    """ISO date (``YYYY-MM-DD``), or full timestamp when it has a time of day."""
     ts = pd.Timestamp(ts)
     return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
 
 
 def fmt_value(v) -> str:
+    """A cell's value as a message shows it (``empty``, a quoted string shortened to 40 characters, a
+    number)."""
     if v is None:
         return "empty"
     if isinstance(v, str):
@@ -182,6 +189,7 @@ def fmt_value(v) -> str:
 
 
 def weekday_name(ts) -> str:
+    """The weekday's English name (``Monday``)."""
     return _DAY_LONG[pd.Timestamp(ts).weekday()]
 
 
@@ -223,6 +231,7 @@ def normalize_headers(table: Table) -> None:
 
 
 def find_column(columns: Iterable[str], name: str) -> str | None:
+    """The column among ``columns`` that ``name`` names, ignoring case and spaces; None if none."""
     cols = list(columns)
     n = normalize_name(name)
     if n in cols:
@@ -262,6 +271,8 @@ def resolve_column(
 
 
 def find_date_column(table: Table, date_col: str | None = None) -> str:
+    """The table's date column: ``date_col`` if given, else a column named ``date`` (any case), else the
+    only datetime column; a clear error otherwise."""
     if date_col:
         return resolve_column(table, date_col, role="date", option="--date-col")
     hit = find_column(table.df.columns, "date")
@@ -300,6 +311,7 @@ _DATE_FORMATS: tuple[tuple[str, str], ...] = (
 
 
 def is_missing_text(s: pd.Series) -> pd.Series:
+    """Whether each text cell is a missing-value token (empty, ``NA``, ``n/a``, ``NaN``, ``null``, ``none``...)."""
     return s.str.strip().str.lower().isin(_MISSING_TOKENS)
 
 
@@ -500,6 +512,7 @@ def detect_spacing(table: Table, column: str = DATE, *, strict: bool = True) -> 
 
 
 def check_finite(table: Table, column: str, values: pd.Series, *, what: str, context_cols=(DATE,)) -> None:
+    """Fail on the first infinite value of a column (naming file, column and row)."""
     bad = np.isinf(values.to_numpy(dtype=float))
     if bad.any():
         label = values.index[np.flatnonzero(bad)[0]]
@@ -513,6 +526,7 @@ def check_finite(table: Table, column: str, values: pd.Series, *, what: str, con
 
 
 def check_nonnegative(table: Table, column: str, values: pd.Series, *, context_cols=(DATE,)) -> None:
+    """Fail on the first negative spend of a column (naming file, column and row)."""
     neg = values < 0
     if neg.any():
         label = neg[neg].index[0]
@@ -526,6 +540,7 @@ def check_nonnegative(table: Table, column: str, values: pd.Series, *, context_c
 
 
 def check_min_weeks(table: Table, column: str, dates: pd.Series | pd.DatetimeIndex, min_weeks: int) -> None:
+    """Fail when there are fewer than ``min_weeks`` weeks."""
     n = len(dates)
     if n >= min_weeks:
         return

@@ -114,6 +114,8 @@ class MMMPriors(BaseModel):
 
 
 def default_channel_groups(channels) -> dict[str, list[str]]:
+    """``{"digital": [...], "offline": [...]}`` by channel name (search, social, content... are digital); a
+    group with no channel is left out."""
     digital = [c for c in channels if _DIGITAL.search(str(c))]
     offline = [c for c in channels if c not in digital]
     groups = {}
@@ -318,6 +320,8 @@ class ShortTermMMM:
     # ------------------------------------------------------------------------------------------
     @classmethod
     def from_dataset(cls, ds, channel_groups=None, priors=None) -> ShortTermMMM:
+        """The model of an :class:`~ltae.data.dataset.MMMDataset`: its target, spend and controls (plus
+        last week's brand metrics with ``priors.brand_lag_controls``)."""
         controls = ds.controls
         if priors is not None and priors.brand_lag_controls and ds.brand.shape[1]:
             # last week's brand metrics as controls: the brand-mediated part of base sales is then
@@ -332,6 +336,7 @@ class ShortTermMMM:
 
     @property
     def n_weeks(self) -> int:
+        """Number of weeks."""
         return len(self.sales)
 
     def _design(self, spend=None, controls=None, t_offset: int = 0, n=None) -> _Design:
@@ -353,6 +358,7 @@ class ShortTermMMM:
                 "fourier": np.arange(2 * self.priors.fourier_order)}
 
     def build_model(self):
+        """Build the PyMC model (called by :meth:`fit` when needed); returns it."""
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -537,6 +543,8 @@ class ShortTermMMM:
 
     def fit(self, draws=1000, tune=500, chains=4, target_accept=0.9, cores=None, sampler=None,
             seed=42, progressbar=False, **kw):
+        """Sample the posterior (``sampler``: see :mod:`ltae.models.sampling`; default nutpie) and keep it
+        in :attr:`idata`; returns the model."""
         if self.model is None:
             self.build_model()
         settings = sampling.SamplerSettings(
@@ -563,6 +571,7 @@ class ShortTermMMM:
 
     @property
     def idata(self):
+        """The posterior (an ArviZ DataTree), or None before :meth:`fit`."""
         return self._idata
 
     @idata.setter
@@ -594,6 +603,8 @@ class ShortTermMMM:
         return hill(ad, self.draws("hill_kappa")[::thin, None, :], self.draws("hill_lambda")[::thin, None, :])
 
     def draws(self, name):
+        """(S, ...) posterior draws of a parameter, chains stacked (``beta`` is derived from the ROI
+        draws)."""
         self._require_fit()
         if name == "beta" and self.priors.effect_scale == "roi":
             return self._memo("beta", self._beta_from_roi)
@@ -721,6 +732,8 @@ class ShortTermMMM:
 
     # ---- spec API -----------------------------------------------------------------------------
     def calculate_short_term_roi(self, credible_interval: float = 0.95) -> dict:
+        """The spec's per-channel short-term ROI: mean, median, interval, sd, P(> 0), marginal ROI at
+        current spend, spend and the draws."""
         from ltae.models.diagnostics import summarize_draws
 
         draws = self.short_term_roi_draws()
@@ -735,12 +748,14 @@ class ShortTermMMM:
         return out
 
     def summary(self) -> dict:
+        """Convergence summary (max R-hat, min bulk/tail ESS, divergences) over the model's parameters."""
         from ltae.models.diagnostics import convergence_summary
 
         self._require_fit()
         return convergence_summary(self.idata, var_names=self.parameter_names())
 
     def parameter_names(self) -> list[str]:
+        """Names of the parameters in the posterior that the convergence summary covers."""
         names = ["adstock_alpha", "hill_kappa", "hill_lambda", "roi", "beta", "group_mu", "group_sigma",
                  "sigma_level", "sigma", "noise_radius2", "noise_angle"]
         post = sampling.posterior_dataset(self.idata)

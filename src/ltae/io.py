@@ -60,22 +60,23 @@ def _text_columns(df):
             if pd.api.types.is_object_dtype(dt) or isinstance(dt, pd.StringDtype)]
 
 
+def _map_text(df, fn):
+    """Copy of ``df`` with ``fn`` applied to the headers and to every cell of the text columns."""
+    out = df.copy()
+    out.columns = [fn(c) for c in out.columns]
+    for i in _text_columns(out):
+        out.isetitem(i, out.iloc[:, i].map(fn))
+    return out
+
+
 def neutralize_frame(df):
     """Copy of ``df`` with formula-like text in the headers and text cells neutralised."""
-    out = df.copy()
-    out.columns = [neutralize_cell(c) for c in out.columns]
-    for i in _text_columns(out):
-        out.isetitem(i, out.iloc[:, i].map(neutralize_cell))
-    return out
+    return _map_text(df, neutralize_cell)
 
 
 def unneutralize_frame(df):
     """Inverse of :func:`neutralize_frame`."""
-    out = df.copy()
-    out.columns = [unneutralize_cell(c) for c in out.columns]
-    for i in _text_columns(out):
-        out.isetitem(i, out.iloc[:, i].map(unneutralize_cell))
-    return out
+    return _map_text(df, unneutralize_cell)
 
 
 # ---- atomic writes -------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ def run_checks(short_conv=None, long_conv=None, fit=None, sampler="nutpie", roi=
                n_draws=1000, sensitivity=None, ci=0.95) -> dict[str, dict]:
     short = SimpleNamespace(convergence={**GOOD_CONV, **(short_conv or {})}, fit_metrics={**GOOD_FIT, **(fit or {})},
                             fit_info={"sampler": sampler})
-    long = SimpleNamespace(convergence={**GOOD_CONV, **(long_conv or {})}, n_unstable=unstable, n_draws=n_draws)
+    long = SimpleNamespace(convergence={**GOOD_CONV, **(long_conv or {})}, n_unstable=unstable, n_draws=n_draws,
+                           status="estimated")  # a long-term ROI the model supports
     table = pd.DataFrame({"channel": [f"c{i}" for i in range(len(roi))], "total_roi_mean": list(roi)})
     sens = None if sensitivity is None else {"max_relative_change": sensitivity}
     return {c["check"]: c for c in checklist(short, long, table, sens, ci)}

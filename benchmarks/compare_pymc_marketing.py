@@ -206,7 +206,11 @@ def main(argv=None) -> dict:
         ap.error(f"unknown configs {sorted(unknown)}")
 
     import pymc
-    import pymc_marketing
+
+    try:
+        import pymc_marketing
+    except ImportError:
+        ap.exit(2, "pymc-marketing is not installed: pip install 'ltae[bench]'\n")
 
     from ltae.models import sampling
 

@@ -1,11 +1,17 @@
 """Command line: ``ltae generate | check | prepare | run | demo | optimize | scenario | dashboard | runs``.
 
-Adding a command::
+* ``generate``: synthetic data with known truth; ``check``: validate data + quality report;
+  ``prepare``: one weekly table + its roles; ``run``: the whole pipeline; ``demo``: generate + run
+  and compare with the truth; ``optimize``: re-optimise a saved run's budget; ``scenario``: predict
+  a spend plan from a saved run; ``dashboard``: the Streamlit dashboard; ``runs``: the results store.
+
+Adding a command that reads data::
 
     @app.command()
     @handle_errors
-    def run(data: DataPath, target: TargetOpt = None, ..., min_weeks: MinWeeksOpt = 52):
-        ds = load_from_options(data, target=target, ...)   # or load_dataset(data, **data_kwargs(...))
+    @data_role_options          # --target, --channels, ... from ltae.data.roles.DataRoles
+    def mycommand(data: DataPath, roles: DataRoles | None = None):
+        ds = load_dataset(data, roles)
         ...
 
 ``handle_errors`` turns :class:`~ltae.data.DataValidationError` into ``error: <message>`` on
@@ -19,6 +25,7 @@ Names from the data (channels, columns, paths) can hold rich markup (``B[/x]``):
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 import traceback
@@ -28,6 +35,7 @@ from typing import Annotated
 import typer
 
 from ltae import __version__
+from ltae.data.roles import DataRoles
 
 app = typer.Typer(
     name="ltae",
@@ -50,18 +58,21 @@ _state = {"debug": False}
 
 
 def out_console():
+    """A rich console for standard output (no automatic highlighting)."""
     from rich.console import Console
 
     return Console(highlight=False)
 
 
 def err_console():
+    """A rich console for standard error (no highlighting, no wrapping)."""
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def debug_enabled() -> bool:
+    """Whether tracebacks are shown (``--debug`` or ``LTAE_DEBUG=1``)."""
     return _state["debug"] or os.environ.get("LTAE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -80,12 +91,14 @@ def print_error(message: str) -> None:
 
 
 def ValidationError_():  # noqa: N802 - lazy import of pydantic's error class
+    """pydantic's ``ValidationError`` class, imported on first use."""
     from pydantic import ValidationError
 
     return ValidationError
 
 
 def StoreBusyError_():  # noqa: N802 - lazy import
+    """The results store's ``StoreBusyError`` class, imported on first use."""
     from ltae.store.results import StoreBusyError
 
     return StoreBusyError
@@ -147,31 +160,6 @@ DataPath = Annotated[
         show_default=False,
     ),
 ]
-TargetOpt = Annotated[
-    str | None, typer.Option("--target", help="Target column (default: 'revenue').", show_default=False)
-]
-DateColOpt = Annotated[
-    str | None, typer.Option("--date-col", help="Date column (default: 'Date', any case).", show_default=False)
-]
-ChannelsOpt = Annotated[
-    str | None,
-    typer.Option("--channels", help="Comma-separated channels / spend columns (default: all in the "
-                 "spend file; required for a single table).", show_default=False),
-]
-ControlsOpt = Annotated[
-    str | None,
-    typer.Option("--controls", help="Comma-separated control columns (default: competitor + macro "
-                 "columns; '' for none).", show_default=False),
-]
-BrandOpt = Annotated[
-    str | None,
-    typer.Option("--brand", help="Comma-separated brand-metric columns (default: all of "
-                 "brand_metrics.csv; '' for none).", show_default=False),
-]
-TableOpt = Annotated[str | None, typer.Option("--table", help="Table name in a DuckDB file.", show_default=False)]
-MinWeeksOpt = Annotated[int, typer.Option("--min-weeks", min=1, help="Fewest weeks accepted.")]
-
-
 def split_list(value: str | None) -> list[str] | None:
     """Comma-separated option value -> list (``None`` stays ``None``, ``""`` is an empty list)."""
     if value is None:
@@ -179,36 +167,47 @@ def split_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def data_kwargs(
-    *,
-    target: str | None = None,
-    date_col: str | None = None,
-    channels: str | None = None,
-    controls: str | None = None,
-    brand: str | None = None,
-    table: str | None = None,
-    min_weeks: int = 52,
-) -> dict:
-    """Keyword arguments for :func:`ltae.data.load_dataset` from the CLI's role options."""
-    return {
-        "target": target or None,
-        "date_col": date_col or None,
-        "channels": split_list(channels),
-        "controls": split_list(controls),
-        "brand": split_list(brand),
-        "table": table or None,
-        "min_weeks": min_weeks,
-    }
+def _role_option(name: str) -> inspect.Parameter:
+    """The CLI option of one :class:`~ltae.data.roles.DataRoles` field (its flag and help live there).
+
+    Every role option defaults to ``None`` (not given), so a configuration file's value or the
+    field's default applies; lists are one comma-separated string on the command line."""
+    field = DataRoles.model_fields[name]
+    typ = int if field.annotation is int else str
+    help_text = field.description or ""
+    if field.default is not None:
+        help_text = f"{help_text.rstrip('.')} (default {field.default})."
+    extra = {"min": 1} if typ is int else {}
+    opt = typer.Option(DataRoles.flag(name), help=help_text, show_default=False, **extra)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[typ | None, opt])
 
 
-def load_from_options(data: str, **options):
-    """``load_dataset(data, **data_kwargs(**options))``."""
-    from ltae.data import load_dataset
+def data_role_options(func):
+    """Decorator for commands that read data: adds one option per :class:`~ltae.data.roles.DataRoles`
+    field (``--target``, ``--channels``, ...) and passes the command ``roles: DataRoles`` built
+    from the options given (``DataRoles.model_fields_set`` tells which were). A new role is a new
+    field of ``DataRoles``: every command gets its option."""
+    names = list(DataRoles.model_fields)
+    sig = inspect.signature(func, eval_str=True)
+    if "roles" not in sig.parameters:
+        raise TypeError(f"{func.__name__} needs a 'roles' parameter to use data_role_options")
+    params = [p for p in sig.parameters.values() if p.name != "roles"]
+    params += [_role_option(n) for n in names]
 
-    return load_dataset(data, **data_kwargs(**options))
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        given = {n: kwargs.pop(n, None) for n in names}
+        kwargs["roles"] = DataRoles.model_validate({k: v for k, v in given.items() if v is not None})
+        return func(*args, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params} | {"return": sig.return_annotation}
+    return wrapper
 
 
 def print_dataset(ds, console=None) -> None:
+    """Print a dataset's summary (source, weeks, roles, data hash) and its notices."""
     from rich.table import Table
 
     from ltae.data.validate import fmt_date
@@ -296,24 +295,19 @@ def generate(
 
 @app.command()
 @handle_errors
+@data_role_options
 def check(
     data: DataPath,
-    target: TargetOpt = None,
-    date_col: DateColOpt = None,
-    channels: ChannelsOpt = None,
-    controls: ControlsOpt = None,
-    brand: BrandOpt = None,
-    table: TableOpt = None,
-    min_weeks: MinWeeksOpt = 52,
+    roles: DataRoles | None = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the report as JSON to this file.", show_default=False)
     ] = None,
 ) -> None:
     """Validate the input data and print a quality report (VIF, ADF, summary statistics)."""
+    from ltae.data import load_dataset
     from ltae.data.quality import print_quality_report, quality_report
 
-    ds = load_from_options(data, target=target, date_col=date_col, channels=channels, controls=controls,
-                           brand=brand, table=table, min_weeks=min_weeks)
+    ds = load_dataset(data, roles)
     report = quality_report(ds)
     console = out_console()
     print_dataset(ds, console)
@@ -328,29 +322,24 @@ def check(
 
 @app.command()
 @handle_errors
+@data_role_options
 def prepare(
     data: DataPath,
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write (a folder: "
                                       "FOLDER/prepared_data.csv).",
                                       show_default=False)],
-    target: TargetOpt = None,
-    date_col: DateColOpt = None,
-    channels: ChannelsOpt = None,
-    controls: ControlsOpt = None,
-    brand: BrandOpt = None,
-    table: TableOpt = None,
-    min_weeks: MinWeeksOpt = 52,
+    roles: DataRoles | None = None,
 ) -> None:
     """Validate the input and write one weekly table: Date, target, channels, controls, brand.
 
     A <stem>.roles.json written next to it records the column roles, so the file can be passed
     back as --data without role options."""
+    from ltae.data import load_dataset
     from ltae.data.prepare import write_prepared
 
     if out.is_dir():
         out = out / "prepared_data.csv"
-    ds = load_from_options(data, target=target, date_col=date_col, channels=channels, controls=controls,
-                           brand=brand, table=table, min_weeks=min_weeks)
+    ds = load_dataset(data, roles)
     csv_path, roles = write_prepared(ds, out)
     console = out_console()
     print_dataset(ds, console)
@@ -391,10 +380,17 @@ def _progress_runner(console):
     return prog, callback
 
 
+def _ci_label(config) -> str:
+    """The run's credible-interval level as a percentage label ("95%"), from a RunConfig or its dict."""
+    ci = config.get("credible_interval", 0.95) if isinstance(config, dict) else config.credible_interval
+    return f"{float(ci):.0%}"
+
+
 def _print_roi(result, console) -> None:
     from rich.table import Table
 
-    t = Table(title="ROI per channel (currency per currency unit of spend; mean [95% interval])")
+    t = Table(title=f"ROI per channel (currency per currency unit of spend; mean [{_ci_label(result.config)} "
+              "interval])")
     for c in ("channel", "spend", "short term", "long term", "total"):
         t.add_column(c, justify="left" if c == "channel" else "right")
     for r in result.roi.itertuples():
@@ -449,19 +445,13 @@ StoreOpt = Annotated[Path | None, typer.Option(
 
 @app.command("run")
 @handle_errors
+@data_role_options
 def run_cmd(
     data: DataPath,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("ltae_output"),
     config: Annotated[Path | None, typer.Option("--config", help="TOML or YAML configuration file.",
                                                 show_default=False)] = None,
-    target: TargetOpt = None,
-    date_col: DateColOpt = None,
-    channels: ChannelsOpt = None,
-    controls: ControlsOpt = None,
-    brand: BrandOpt = None,
-    table: TableOpt = None,
-    min_weeks: Annotated[int | None, typer.Option("--min-weeks", help="Fewest weeks accepted (default 52).",
-                                                  show_default=False)] = None,
+    roles: DataRoles | None = None,
     draws: Annotated[int | None, typer.Option("--draws", help="Posterior draws per chain (default 1000).",
                                               show_default=False)] = None,
     tune: Annotated[int | None, typer.Option("--tune", help="Tuning steps per chain (default 500).",
@@ -481,9 +471,7 @@ def run_cmd(
 ) -> None:
     """Run the two-step pipeline: short-term MMM, long-term BVAR, ROI, checklist, budget, report."""
     overrides = {
-        "data": {"target": target, "date_col": date_col, "channels": split_list(channels),
-                 "controls": split_list(controls), "brand": split_list(brand), "table": table,
-                 "min_weeks": min_weeks},
+        "data": roles.model_dump(exclude_unset=True),
         "sampling": {"draws": draws, "tune": tune, "chains": chains, "sampler": sampler, "seed": seed},
         "horizon": horizon, "budget": budget, "holdout_weeks": holdout,
         "prior_sensitivity": prior_sensitivity or None,
@@ -517,7 +505,7 @@ def demo(
     result = _run_pipeline(data_dir, out, None, {"sampling": sampling}, store)
     truth = json.loads((data_dir / "truth.json").read_text())["channels"]
     t = Table(title="Known truth vs estimate (total ROI)")
-    for c in ("channel", "truth", "estimate", "95% interval", "covered"):
+    for c in ("channel", "truth", "estimate", f"{_ci_label(result.config)} interval", "covered"):
         t.add_column(c)
     covered = 0
     for r in result.roi.itertuples():
@@ -565,16 +553,19 @@ def optimize(
         raise typer.BadParameter("must be between 0 and 1, e.g. 0.1", param_hint="--risk-quantile")
     if budget is not None and not budget > 0:
         raise typer.BadParameter("must be a positive amount", param_hint="--budget")
-    resp, channels = load_saved_run(open_run(run_dir))  # refuses an incomplete or mixed folder
+    saved = open_run(run_dir)  # refuses an incomplete or mixed folder
+    resp, channels = load_saved_run(saved)
+    ci = saved.config.credible_interval
     try:
-        df = optimize_budget(resp, budget, channels, (lo, hi), risk_quantile, include_long_term=include_long_term)
+        df = optimize_budget(resp, budget, channels, (lo, hi), risk_quantile, include_long_term=include_long_term,
+                             credible_interval=ci)
     except ValueError as exc:
         raise DataValidationError(str(exc), file=str(run_dir)) from exc
     path = out or run_dir / f"budget_{int(df.attrs['budget'])}.csv"
     atomic_write_csv(path, df)
     what = "short + long term" if include_long_term else "short term only"
     t = Table(title=f"Budget {df.attrs['budget']:,.0f} ({what}): expected uplift {df.attrs['uplift_mean']:,.0f} "
-              f"[{df.attrs['uplift_lower']:,.0f}, {df.attrs['uplift_upper']:,.0f}]")
+              f"[{df.attrs['uplift_lower']:,.0f}, {df.attrs['uplift_upper']:,.0f}] ({ci:.0%} interval)")
     for c in ("channel", "current", "optimal", "change"):
         t.add_column(c, justify="right")
     for r in df.itertuples():
@@ -730,6 +721,7 @@ def runs(
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m ltae`
+    """Console entry point (``python -m ltae``)."""
     app(prog_name="ltae")
 
 

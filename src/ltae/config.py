@@ -16,25 +16,28 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ltae.data.roles import DataRoles
 from ltae.data.validate import DataValidationError
 from ltae.models.bvar import BVAR_SAMPLERS, BVARPriors
 from ltae.models.mmm import MMMPriors
 from ltae.models.sampling import SAMPLERS
 
 
-class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DataConfig(DataRoles):
+    """``[data]``: where the data are (``path``) and the column roles (:class:`~ltae.data.roles.DataRoles`)."""
+
     path: str = ""
-    target: str | None = None
-    date_col: str | None = None
-    channels: list[str] | None = None
-    controls: list[str] | None = None
-    brand: list[str] | None = None
-    table: str | None = None
-    min_weeks: int = 52
+
+    @property
+    def roles(self) -> DataRoles:
+        """The roles alone, as :func:`ltae.data.load_dataset` takes them."""
+        return DataRoles.model_validate(self.model_dump(exclude={"path"}))
 
 
 class SamplingConfig(BaseModel):
+    """``[sampling]``: the sampler of the short-term model (``nutpie``, ``nutpie_jax``, ``pymc``,
+    ``numpyro``, ``blackjax``, ``advi``), draws, tuning steps and chains, target acceptance, the seed,
+    and the long-term model's sampler (``bvar_sampler``: ``collapsed`` or any of the others)."""
     model_config = ConfigDict(extra="forbid")
     sampler: str = "nutpie"
     draws: int = Field(1000, ge=10)
@@ -70,6 +73,8 @@ PIPELINE_BVAR = {"structure": "chain", "direct_spend_effect": False, "carryover"
 
 
 class RunConfig(BaseModel):
+    """Every setting of a run (a TOML/YAML file's top level; CLI options override it). See
+    docs/configuration.md for each key, its default and its unit."""
     model_config = ConfigDict(extra="forbid")
     data: DataConfig = DataConfig()
     sampling: SamplingConfig = SamplingConfig()

@@ -13,6 +13,8 @@ import pandas as pd
 
 @dataclass
 class ShortTermResult:
+    """Results of the short-term model: ROI draws, contributions, base sales, fit and convergence (currency
+    of sales unless noted)."""
     channels: list[str]
     dates: pd.DatetimeIndex
     sales: np.ndarray  # (T,) observed target, currency
@@ -26,7 +28,7 @@ class ShortTermResult:
     base_sales_lower: np.ndarray
     base_sales_upper: np.ndarray
     fitted_mean: np.ndarray  # (T,) posterior mean of fitted sales
-    fitted_lower: np.ndarray  # (T,) 95% predictive band
+    fitted_lower: np.ndarray  # (T,) predictive band at the run's credible_interval
     fitted_upper: np.ndarray
     fit_metrics: dict  # mape, r2, coverage (in-sample), one_step coverage
     convergence: dict  # max_rhat, min_ess_bulk, divergences, ...
@@ -39,6 +41,8 @@ class ShortTermResult:
 
 @dataclass
 class LongTermResult:
+    """Results of the long-term model: impulse responses (per unit of spend), long-term ROI draws,
+    stability and convergence."""
     endog_names: list[str]
     channels: list[str]
     horizon: int
@@ -60,6 +64,8 @@ class LongTermResult:
 
 @dataclass
 class RunResult:
+    """Everything a run produced (what :func:`ltae.pipeline.run` returns): both models' results, the ROI
+    table and draws, checklist, budget, diagnostics, timings and the output folder."""
     run_id: str
     config: dict
     dataset_summary: dict
@@ -76,4 +82,5 @@ class RunResult:
     figures: dict = field(default_factory=dict)  # name -> relative path
 
     def roi_summary(self) -> pd.DataFrame:
+        """A copy of the ROI table (roi.csv)."""
         return self.roi.copy()

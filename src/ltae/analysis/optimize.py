@@ -41,6 +41,8 @@ class ResponseModel:
 
     @classmethod
     def from_mmm(cls, mmm, lt_roi=None, max_draws: int = 400, seed: int = 0) -> ResponseModel:
+        """The response model of a fitted :class:`~ltae.models.mmm.ShortTermMMM`, with long-term ROI draws
+        ``lt_roi`` (S', C) paired to its draws at random (``seed``); at most ``max_draws`` draws."""
         return cls(mmm.spend, mmm.spend_scale, mmm.y_scale, mmm.priors.l_max, mmm.priors.normalize_adstock,
                    mmm.draws("adstock_alpha"), mmm.draws("hill_kappa"), mmm.draws("hill_lambda"), mmm.draws("beta"),
                    lt_roi=lt_roi, max_draws=max_draws, seed=seed)
@@ -51,28 +53,47 @@ class ResponseModel:
         return (sat * self.beta[:, None, :]).sum(axis=1) * self.y_scale
 
     def total_return(self, mult: np.ndarray, include_long_term: bool = True) -> np.ndarray:
+        """(S, C) return over the window for spend multipliers ``mult`` (C,): short-term contribution plus,
+        when ``include_long_term``, long-term ROI x spend (currency of sales)."""
         ret = self.short_term(mult)
         if include_long_term:
             ret = ret + self.lt * (np.asarray(mult) * self.current)[None, :]
         return ret
 
-    def curves(self, multipliers=None) -> dict:
+    def curves(self, multipliers=None, credible_interval: float = 0.95) -> dict:
+        """Short-term response curves: the window contribution of each channel when every channel's
+        spend is scaled by each multiplier (default 0, 0.1, ..., 2), posterior mean and equal-tailed
+        ``credible_interval`` bounds, each (K, C) in currency of sales."""
         ms = np.linspace(0.0, 2.0, 21) if multipliers is None else np.asarray(multipliers)
         C = len(self.current)
+        q = (1.0 - credible_interval) / 2.0
         mean, lo, hi = (np.zeros((len(ms), C)) for _ in range(3))
         for k, m in enumerate(ms):
             r = self.short_term(np.full(C, m))
-            mean[k], lo[k], hi[k] = r.mean(0), np.quantile(r, 0.025, 0), np.quantile(r, 0.975, 0)
-        return {"multipliers": ms, "mean": mean, "lower": lo, "upper": hi}
+            mean[k], lo[k], hi[k] = r.mean(0), np.quantile(r, q, 0), np.quantile(r, 1.0 - q, 0)
+        return {"multipliers": ms, "mean": mean, "lower": lo, "upper": hi, "credible_interval": credible_interval}
 
 
 def optimize_budget(response: ResponseModel, budget: float | None = None, channels=None,
                     bounds: dict | tuple | None = None, risk_quantile: float | None = None,
-                    include_long_term: bool = True) -> pd.DataFrame:
+                    include_long_term: bool = True, credible_interval: float = 0.95) -> pd.DataFrame:
     """Best split of ``budget`` (currency over the modelled window; default: current total).
 
-    ``bounds``: (low, high) multipliers for every channel, or {channel: (low, high)}; default
-    (0.5, 1.5). ``risk_quantile``: maximise that quantile of the total return instead of its mean."""
+    ``bounds``: (low, high) multipliers of current spend for every channel, or
+    {channel: (low, high)} (channels left out: (0.5, 1.5)); default (0.5, 1.5).
+    ``risk_quantile``: maximise that quantile of the total return instead of its mean.
+    ``include_long_term``: count the long-term ROI x spend in the return (else short term only).
+    ``credible_interval``: level of the ``expected_return_lower/upper`` and ``uplift_lower/upper``
+    bounds (equal-tailed).
+
+    Returns the budget.csv table, one row per channel: ``channel``, ``current_spend``,
+    ``optimal_spend`` (currency of spend over the window), ``change_pct`` (%),
+    ``expected_return_current``, ``expected_return_mean``, ``expected_return_lower``,
+    ``expected_return_upper`` (currency of sales over the window, short-term contribution plus, if
+    included, long-term return); ``attrs`` hold the totals (``budget``, ``total_return_current``,
+    ``total_return_optimal``, ``uplift_mean/lower/upper``), ``success``, ``message``,
+    ``credible_interval``, ``risk_quantile`` and ``include_long_term``. Raises ValueError when the
+    bounds cannot reach the budget."""
     cur = response.current
     C = len(cur)
     channels = list(channels) if channels is not None else [f"channel_{i}" for i in range(C)]
@@ -102,6 +123,7 @@ def optimize_budget(response: ResponseModel, budget: float | None = None, channe
                    constraints=[{"type": "eq", "fun": lambda x: x.sum() - budget / norm}],
                    options={"maxiter": 200, "ftol": 1e-10})
     opt = res.x * norm
+    q = (1.0 - credible_interval) / 2.0
     r_cur = response.total_return(np.ones(C), include_long_term)
     r_opt = response.total_return(opt / cur, include_long_term)
     rows = []
@@ -111,14 +133,16 @@ def optimize_budget(response: ResponseModel, budget: float | None = None, channe
             "change_pct": float((opt[i] / cur[i] - 1) * 100),
             "expected_return_current": float(r_cur[:, i].mean()),
             "expected_return_mean": float(r_opt[:, i].mean()),
-            "expected_return_lower": float(np.quantile(r_opt[:, i], 0.025)),
-            "expected_return_upper": float(np.quantile(r_opt[:, i], 0.975)),
+            "expected_return_lower": float(np.quantile(r_opt[:, i], q)),
+            "expected_return_upper": float(np.quantile(r_opt[:, i], 1.0 - q)),
         })
     df = pd.DataFrame(rows)
     tot_cur, tot_opt = r_cur.sum(1), r_opt.sum(1)
     df.attrs.update({"success": bool(res.success), "message": str(res.message), "budget": budget,
                      "total_return_current": float(tot_cur.mean()), "total_return_optimal": float(tot_opt.mean()),
                      "uplift_mean": float((tot_opt - tot_cur).mean()),
-                     "uplift_lower": float(np.quantile(tot_opt - tot_cur, 0.025)),
-                     "uplift_upper": float(np.quantile(tot_opt - tot_cur, 0.975))})
+                     "uplift_lower": float(np.quantile(tot_opt - tot_cur, q)),
+                     "uplift_upper": float(np.quantile(tot_opt - tot_cur, 1.0 - q)),
+                     "credible_interval": float(credible_interval), "risk_quantile": risk_quantile,
+                     "include_long_term": bool(include_long_term)})
     return df

@@ -5,17 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-
-def summarize_draws(draws, credible_interval: float = 0.95) -> dict:
-    d = np.asarray(draws, dtype=float)
-    d = d[np.isfinite(d)]
-    if d.size == 0:
-        return {"mean": float("nan"), "median": float("nan"), "lower": float("nan"), "upper": float("nan"),
-                "sd": float("nan"), "prob_positive": float("nan")}
-    q = (1.0 - credible_interval) / 2.0
-    lo, hi = np.quantile(d, [q, 1.0 - q])
-    return {"mean": float(d.mean()), "median": float(np.median(d)), "lower": float(lo), "upper": float(hi),
-            "sd": float(d.std()), "prob_positive": float((d > 0).mean())}
+from ltae.models.diagnostics import summarize_draws  # noqa: F401 - its old home; re-exported
 
 
 def prior_posterior_shift(prior: np.ndarray, posterior: np.ndarray) -> dict[str, np.ndarray]:

@@ -132,26 +132,32 @@ class LoadedRun:
 
     @property
     def run_id(self) -> str:
+        """The run's id (from its manifest)."""
         return str(self.manifest.get("run_id", self.run_dir.name))
 
     @property
     def channels(self) -> list[str]:
+        """The run's channels, in the order of its data."""
         return list(self.dataset.spend.columns)
 
     @property
     def horizon(self) -> int:
+        """The long-term horizon in weeks."""
         return int(self.config.horizon)
 
     @property
     def last_date(self) -> pd.Timestamp:
+        """The last week of the data the run was fitted on."""
         return pd.Timestamp(self.dataset.dates[-1])
 
     @property
     def target_name(self) -> str:
+        """The name of the target (sales) column."""
         return self.dataset.target_name
 
     @property
     def checklist(self) -> list[dict]:
+        """The run's validation checklist (from diagnostics.json)."""
         return list(self.diagnostics.get("checklist") or [])
 
     @functools.cached_property
@@ -217,13 +223,17 @@ class SpendPlan:
 
     @property
     def start(self) -> pd.Timestamp:
+        """The plan's first week."""
         return pd.Timestamp(self.spend.index[0])
 
     @property
     def end(self) -> pd.Timestamp:
+        """The plan's last week."""
         return pd.Timestamp(self.spend.index[-1])
 
     def fail(self, problem: str, *, week=None, column: str | None = None, hint: str | None = None):
+        """Raise a :class:`~ltae.data.validate.DataValidationError` naming the plan's file and, for
+        ``week``, its line."""
         row = self.rows.get(pd.Timestamp(week)) if week is not None else None
         raise DataValidationError(problem, file=self.name, column=column, row=row, row_kind=self.row_kind,
                                   context=None if week is None else f"{DATE} {fmt_date(week)}", hint=hint)
@@ -424,6 +434,7 @@ class ScenarioResult:
 
     @property
     def n_draws(self) -> int:
+        """Number of posterior draws the scenario was computed with."""
         return self.sales_plan.shape[0]
 
     @property

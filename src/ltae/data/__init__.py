@@ -1,28 +1,39 @@
 """Data layer: loading, validation, preparation, quality checks and synthetic data.
 
-Everything downstream takes an :class:`MMMDataset`, built by :func:`load_dataset`.
+Everything downstream takes an :class:`MMMDataset`, built by :func:`load_dataset` from a path and
+the column roles (:class:`DataRoles`). The names below are imported on first use, so that
+``import ltae.data.roles`` (the command line's options) does not import pandas.
 """
 
 from __future__ import annotations
 
-from ltae.data.dataset import MMMDataset
-from ltae.data.load import SPEC_FILES, load_data, load_dataset
-from ltae.data.prepare import clean_data, merge_data, write_prepared
-from ltae.data.quality import QualityReport, quality_report
-from ltae.data.synthetic import (
-    SyntheticData,
-    SyntheticParams,
-    default_params,
-    generate_synthetic_data,
-    save_to_csv,
-)
-from ltae.data.validate import DataValidationError
+import importlib
+
+_EXPORTS = {
+    "SPEC_FILES": "load",
+    "DataRoles": "roles",
+    "DataValidationError": "validate",
+    "MMMDataset": "dataset",
+    "QualityReport": "quality",
+    "SyntheticData": "synthetic",
+    "SyntheticParams": "synthetic",
+    "clean_data": "prepare",
+    "default_params": "synthetic",
+    "generate_synthetic_data": "synthetic",
+    "load_data": "load",
+    "load_dataset": "load",
+    "merge_data": "prepare",
+    "quality_report": "quality",
+    "save_to_csv": "synthetic",
+    "write_prepared": "prepare",
+}
 
 __all__ = [
-    "SPEC_FILES",
+    "DataRoles",
     "DataValidationError",
     "MMMDataset",
     "QualityReport",
+    "SPEC_FILES",
     "SyntheticData",
     "SyntheticParams",
     "clean_data",
@@ -35,3 +46,14 @@ __all__ = [
     "save_to_csv",
     "write_prepared",
 ]
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"ltae.data.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ltae.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

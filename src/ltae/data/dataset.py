@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ltae.data.roles import DataRoles
 from ltae.data.validate import DATE, fmt_date
 
 
@@ -50,34 +51,39 @@ class MMMDataset:
     # ---- roles -------------------------------------------------------------------------------
     @property
     def target_name(self) -> str:
+        """The target column's name."""
         return str(self.target.name)
 
     @property
     def channels(self) -> tuple[str, ...]:
+        """The channels (spend columns), in order."""
         return tuple(str(c) for c in self.spend.columns)
 
     @property
     def control_names(self) -> tuple[str, ...]:
+        """The control columns, in order."""
         return tuple(str(c) for c in self.controls.columns)
 
     @property
     def brand_names(self) -> tuple[str, ...]:
+        """The brand-metric columns, in order."""
         return tuple(str(c) for c in self.brand.columns)
 
     @property
     def n_weeks(self) -> int:
+        """Number of weeks."""
         return len(self.dates)
 
     @property
+    def data_roles(self) -> DataRoles:
+        """The resolved :class:`~ltae.data.roles.DataRoles` of this dataset (date column ``Date``)."""
+        return DataRoles.of_dataset(self.target_name, self.channels, self.control_names, self.brand_names)
+
+    @property
     def roles(self) -> dict[str, object]:
-        """Column roles, JSON-serialisable (what :func:`ltae.data.load_dataset` options take)."""
-        return {
-            "date_col": DATE,
-            "target": self.target_name,
-            "channels": list(self.channels),
-            "controls": list(self.control_names),
-            "brand": list(self.brand_names),
-        }
+        """Column roles, JSON-serialisable (what :func:`ltae.data.load_dataset` takes). Roles that
+        are unset are left out, so adding a role to :class:`DataRoles` keeps the data hash."""
+        return {k: v for k, v in self.data_roles.column_roles().items() if v is not None}
 
     # ---- conversions -------------------------------------------------------------------------
     def to_frame(self) -> pd.DataFrame:
@@ -108,17 +114,9 @@ class MMMDataset:
         index values are reported as file line numbers)."""
         from ltae.data.load import dataset_from_wide_frame
 
-        return dataset_from_wide_frame(
-            df,
-            name=source or "data frame",
-            target=target,
-            channels=list(channels),
-            controls=list(controls),
-            brand=list(brand),
-            date_col=date_col,
-            min_weeks=min_weeks,
-            source=source or "data frame",
-        )
+        roles = DataRoles(target=target, channels=list(channels), controls=list(controls), brand=list(brand),
+                          date_col=date_col, min_weeks=min_weeks)
+        return dataset_from_wide_frame(df, name=source or "data frame", roles=roles, source=source or "data frame")
 
     def subset(self, start: int, stop: int) -> MMMDataset:
         """Weeks ``[start, stop)`` (Python slice semantics, e.g. for a holdout)."""

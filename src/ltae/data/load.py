@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ltae.data.csvsafe import unneutralize_cell
 from ltae.data.dataset import MMMDataset
 from ltae.data.prepare import CHANNEL, SPEND, assemble, roles_path
+from ltae.data.roles import DataRoles
 from ltae.data.validate import (
     DATE,
     DataValidationError,
@@ -42,10 +42,10 @@ from ltae.data.validate import (
     normalize_name,
     parse_dates,
     resolve_column,
-    split_names,
     to_float,
     try_numeric,
 )
+from ltae.io import unneutralize_cell
 
 SPEC_FILES: dict[str, str] = {
     "sales": "sales.csv",
@@ -59,7 +59,6 @@ CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 
-NamesArg = str | Sequence[str] | None
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,6 +118,7 @@ def read_csv_table(path: str | os.PathLike, name: str | None = None) -> Table:
 
 
 def read_parquet_table(path: str | os.PathLike, name: str | None = None) -> Table:
+    """Read a Parquet file as a :class:`~ltae.data.validate.Table` (rows numbered from 1)."""
     path = Path(path)
     try:
         df = pd.read_parquet(path)
@@ -130,6 +130,8 @@ def read_parquet_table(path: str | os.PathLike, name: str | None = None) -> Tabl
 
 
 def read_duckdb_table(path: str | os.PathLike, table: str | None = None) -> Table:
+    """Read a table of a DuckDB file (read-only) as a :class:`~ltae.data.validate.Table`; ``table`` may be
+    left out when the database holds one table."""
     import duckdb
 
     path = Path(path)
@@ -272,36 +274,28 @@ def load_data(path: str | os.PathLike, *, date_col: str | None = None) -> dict[s
 # --------------------------------------------------------------------------------------------
 
 
-def load_dataset(
-    path: str | os.PathLike,
-    *,
-    target: str | None = None,
-    date_col: str | None = None,
-    channels: NamesArg = None,
-    controls: NamesArg = None,
-    brand: NamesArg = None,
-    table: str | None = None,
-    min_weeks: int = 52,
-) -> MMMDataset:
+def load_dataset(path: str | os.PathLike, roles: DataRoles | None = None, **options) -> MMMDataset:
     """Load, validate and assemble the modelling data (see the module docstring for ``path``).
 
-    Role options take a list of names or one comma-separated string; names match headers
-    case- and whitespace-insensitively. ``controls=[]`` means no controls (``None``: the default,
-    i.e. every competitor/macro column for a folder, none for a wide file)."""
-    channels, controls, brand = split_names(channels), split_names(controls), split_names(brand)
-    target = normalize_name(target) if target else None
-    date_col = normalize_name(date_col) if date_col else None
+    ``roles``: a :class:`~ltae.data.roles.DataRoles` (which column is the target, the channels,
+    the controls...); its fields can also be given as keyword arguments (``target=``,
+    ``channels=``, ``controls=``, ``brand=``, ``date_col=``, ``table=``, ``min_weeks=``), which
+    override the ones in ``roles``. Lists take a list of names or one comma-separated string;
+    names match headers case- and whitespace-insensitively. ``controls=[]`` means no controls
+    (``None``: the default, i.e. every competitor/macro column for a folder, none for a wide
+    file)."""
+    roles = _roles_arg(roles, options)
     spath = os.fspath(path)
     m = re.match(r"^(.*\.(?:duckdb|db|ddb))::(.+)$", spath, flags=re.IGNORECASE)
     if m:
         spath, in_path = m.group(1), m.group(2)
-        if table and table != in_path:
+        if roles.table and roles.table != in_path:
             raise DataValidationError(
-                f"two table names given ('{in_path}' in the path and '{table}' with --table)",
+                f"two table names given ('{in_path}' in the path and '{roles.table}' with --table)",
                 file=spath,
                 hint="give the table once",
             )
-        table = in_path
+        roles = roles.model_copy(update={"table": in_path})
     p = Path(spath)
     if not p.exists():
         raise DataValidationError(
@@ -309,22 +303,19 @@ def load_dataset(
             file=spath,
             hint="--data takes the folder of CSV files, a .csv/.parquet file or a .duckdb file",
         )
-    kw = dict(target=target, date_col=date_col, channels=channels, controls=controls, brand=brand,
-              min_weeks=min_weeks)
     if p.is_dir():
-        return _load_folder(p, **kw)
+        return _load_folder(p, roles)
     suffix = p.suffix.lower()
     if suffix in DUCKDB_SUFFIXES:
-        tab = read_duckdb_table(p, table)
-        return _wide(tab, source=f"{p}::{tab.name.split('::', 1)[1]}", **kw)
-    if table:
+        tab = read_duckdb_table(p, roles.table)
+        return _wide(tab, roles, source=f"{p}::{tab.name.split('::', 1)[1]}")
+    if roles.table:
         raise DataValidationError("--table only applies to DuckDB files", file=p.name,
                                   hint="leave --table out or pass a .duckdb file")
     if suffix in PARQUET_SUFFIXES:
-        return _wide(read_parquet_table(p), source=str(p), **kw)
+        return _wide(read_parquet_table(p), roles, source=str(p))
     if suffix in CSV_SUFFIXES:
-        kw = _roles_from_sidecar(p, kw)
-        return _wide(read_csv_table(p), source=str(p), **kw)
+        return _wide(read_csv_table(p), _roles_from_sidecar(p, roles), source=str(p))
     raise DataValidationError(
         f"unsupported file type '{p.suffix or '(none)'}'",
         file=p.name,
@@ -332,44 +323,32 @@ def load_dataset(
     )
 
 
-def dataset_from_wide_frame(
-    df: pd.DataFrame,
-    *,
-    name: str,
-    target: str | None,
-    channels: Sequence[str] | None,
-    controls: Sequence[str] | None = (),
-    brand: Sequence[str] | None = (),
-    date_col: str | None = DATE,
-    min_weeks: int = 1,
-    source: str = "",
-) -> MMMDataset:
+def _roles_arg(roles: DataRoles | None, options: dict) -> DataRoles:
+    """``roles`` with the keyword options laid over it (unknown keywords are a TypeError)."""
+    unknown = sorted(set(options) - set(DataRoles.model_fields))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {', '.join(map(repr, unknown))}; the data roles "
+                        f"are {', '.join(DataRoles.model_fields)}")
+    if roles is None:
+        return DataRoles.model_validate(options)
+    return DataRoles.model_validate({**roles.model_dump(), **options}) if options else roles
+
+
+def dataset_from_wide_frame(df: pd.DataFrame, *, name: str, roles: DataRoles, source: str = "") -> MMMDataset:
     """Validate a wide in-memory frame (used by :meth:`MMMDataset.from_frame`)."""
-    return _wide(
-        _frame_table(df, name),
-        target=normalize_name(target) if target else None,
-        date_col=date_col,
-        channels=split_names(channels),
-        controls=split_names(controls),
-        brand=split_names(brand),
-        min_weeks=min_weeks,
-        source=source or name,
-    )
+    return _wide(_frame_table(df, name), roles, source=source or name)
 
 
-def _roles_from_sidecar(p: Path, kw: dict) -> dict:
+def _roles_from_sidecar(p: Path, roles: DataRoles) -> DataRoles:
+    """Column roles not given are taken from the ``<stem>.roles.json`` written by ``ltae prepare``."""
     side = roles_path(p)
     if not side.is_file():
-        return kw
+        return roles
     try:
-        roles = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return kw
-    kw = dict(kw)
-    for k in ("target", "date_col", "channels", "controls", "brand"):
-        if kw.get(k) is None and roles.get(k) is not None:
-            kw[k] = roles[k]
-    return kw
+        saved = json.loads(side.read_text(encoding="utf-8"))
+        return roles.with_defaults(saved)
+    except (OSError, ValueError):  # unreadable or invalid sidecar: the options alone
+        return roles
 
 
 def _check_roles(file: str, roles: dict[str, list[str]], row_kind: str = "line") -> None:
@@ -413,34 +392,18 @@ def _default_target(table: Table, exclude: Sequence[str] = ()) -> str:
     )
 
 
-def _wide(
-    raw: Table,
-    *,
-    source: str,
-    target: str | None,
-    date_col: str | None,
-    channels: list[str] | None,
-    controls: list[str] | None,
-    brand: list[str] | None,
-    min_weeks: int,
-) -> MMMDataset:
-    tab, _ = _typed(raw, date_col)
+def _wide(raw: Table, roles: DataRoles, *, source: str) -> MMMDataset:
+    tab, _ = _typed(raw, roles.date_col)
     cols = [c for c in tab.df.columns if c != DATE]
-    if channels is None:
+    if roles.channels is None:
         raise DataValidationError(
             "which columns are media spend? a single-table input needs its roles",
             file=tab.name,
             hint="pass --channels (comma-separated spend columns), --target if the target is not "
             "'revenue', and optionally --controls and --brand; columns found: " + ", ".join(cols),
         )
-    tcol = (
-        resolve_column(tab, target, role="target", option="--target", exclude=[DATE])
-        if target
-        else _default_target(tab, exclude=[])
-    )
-    ch = [resolve_column(tab, c, role="channel", option="--channels", exclude=[DATE]) for c in channels]
-    ct = [resolve_column(tab, c, role="control", option="--controls", exclude=[DATE]) for c in controls or []]
-    br = [resolve_column(tab, c, role="brand", option="--brand", exclude=[DATE]) for c in brand or []]
+    tcol = _resolve(tab, roles, "target")[0] if roles.target else _default_target(tab, exclude=[])
+    ch, ct, br = (_resolve(tab, roles, r) for r in ("channels", "controls", "brand"))
     _check_roles(tab.name, {"target": [tcol], "channels": ch, "controls": ct, "brand": br})
     return assemble(
         sales=tab,
@@ -449,29 +412,28 @@ def _wide(
         channels=ch,
         spend_long=False,
         fills=[(tab, ct, "control"), (tab, br, "brand")],
-        min_weeks=min_weeks,
+        min_weeks=roles.min_weeks,
         source=source,
     )
 
 
-def _load_folder(
-    folder: Path,
-    *,
-    target: str | None,
-    date_col: str | None,
-    channels: list[str] | None,
-    controls: list[str] | None,
-    brand: list[str] | None,
-    min_weeks: int,
-) -> MMMDataset:
-    tables = _load_tables(folder, date_col)
+def _resolve(tab: Table, roles: DataRoles, role: str) -> list[str]:
+    """The table's columns named by a role (``[]`` when the role is unset)."""
+    value = getattr(roles, role)
+    names = [value] if isinstance(value, str) else (value or [])
+    label = _ROLE_LABEL.get(role, role)
+    return [resolve_column(tab, c, role=label, option=DataRoles.flag(role), exclude=[DATE]) for c in names]
+
+
+_ROLE_LABEL = {"channels": "channel", "controls": "control"}  # singular in messages
+
+
+def _load_folder(folder: Path, roles: DataRoles) -> MMMDataset:
+    tables = _load_tables(folder, roles.date_col)
+    channels, controls, brand = roles.channels, roles.controls, roles.brand
     sales, _ = tables["sales"]
     spend, long = tables["marketing"]
-    tcol = (
-        resolve_column(sales, target, role="target", option="--target", exclude=[DATE])
-        if target
-        else _default_target(sales)
-    )
+    tcol = _resolve(sales, roles, "target")[0] if roles.target else _default_target(sales)
 
     # channels
     if long:
@@ -496,7 +458,7 @@ def _load_folder(
         ch = (
             [c for c in spend.df.columns if c != DATE]
             if channels is None
-            else [resolve_column(spend, c, role="channel", option="--channels", exclude=[DATE]) for c in channels]
+            else _resolve(spend, roles, "channels")
         )
     if not ch:
         raise DataValidationError("no channels found", file=spend.name,
@@ -545,8 +507,7 @@ def _load_folder(
                 file=SPEC_FILES["brand"],
                 hint="--brand names columns of brand_metrics.csv; add the file or leave --brand out",
             )
-        fills.append((bt[0], [resolve_column(bt[0], c, role="brand", option="--brand", exclude=[DATE])
-                              for c in brand], "brand"))
+        fills.append((bt[0], _resolve(bt[0], roles, "brand"), "brand"))
 
     _check_roles(
         str(folder),
@@ -564,6 +525,6 @@ def _load_folder(
         channels=ch,
         spend_long=long,
         fills=fills,
-        min_weeks=min_weeks,
+        min_weeks=roles.min_weeks,
         source=str(folder),
     )

@@ -122,7 +122,7 @@ def clean_data(df: pd.DataFrame, target: str | None = None, *, date_col: str = D
 def write_prepared(ds: MMMDataset, out: str | Path) -> tuple[Path, Path]:
     """Write ``ds.to_frame()`` as CSV (atomically) plus ``<stem>.roles.json`` next to it, so that
     :func:`ltae.data.load_dataset` can read the file back without role options."""
-    from ltae.store.artifacts import atomic_write_csv, atomic_write_json
+    from ltae.io import atomic_write_csv, atomic_write_json
 
     out = Path(out)
     frame = ds.to_frame()
@@ -135,6 +135,7 @@ def write_prepared(ds: MMMDataset, out: str | Path) -> tuple[Path, Path]:
 
 
 def roles_path(csv_path: str | Path) -> Path:
+    """The ``<stem>.roles.json`` sidecar next to a prepared CSV."""
     p = Path(csv_path)
     return p.with_name(p.stem + ".roles.json")
 

@@ -27,6 +27,7 @@ ADF_ALPHA = 0.05
 
 @dataclass(frozen=True)
 class VIFRow:
+    """Variance inflation factor of one regressor (``high``: above the threshold of 10)."""
     name: str
     role: str
     vif: float  # inf when perfectly collinear or constant
@@ -36,6 +37,7 @@ class VIFRow:
 
 @dataclass(frozen=True)
 class ADFRow:
+    """Augmented Dickey-Fuller test of one series (``stationary``: None where the test does not apply)."""
     name: str
     role: str
     statistic: float | None
@@ -47,6 +49,7 @@ class ADFRow:
 
 @dataclass(frozen=True)
 class SummaryRow:
+    """Summary statistics of one column."""
     name: str
     role: str
     mean: float
@@ -58,6 +61,8 @@ class SummaryRow:
 
 @dataclass(frozen=True)
 class QualityReport:
+    """The data quality report (``ltae check``, ``quality.json``): VIF of the regressors, ADF tests of the
+    series and summary statistics."""
     n_weeks: int
     start: str
     end: str
@@ -68,6 +73,7 @@ class QualityReport:
 
     @property
     def high_vif(self) -> tuple[str, ...]:
+        """Names of the regressors whose VIF is above the threshold."""
         return tuple(r.name for r in self.vif if r.high)
 
     def to_dict(self) -> dict:

@@ -95,6 +95,7 @@ class SyntheticData:
 
     @property
     def spend_wide(self) -> pd.DataFrame:
+        """Spend as one column per channel, indexed by date."""
         return self.marketing_spend.pivot(index="Date", columns="Channel", values="Spend")[
             self.params.channels
         ]
@@ -116,6 +117,7 @@ def geometric_adstock_np(x: np.ndarray, alpha: float, l_max: int = 8, normalize:
 
 
 def hill_np(x: np.ndarray, kappa: float, lam: float) -> np.ndarray:
+    """Reference Hill saturation ``x**kappa / (lam**kappa + x**kappa)`` (numpy), 0 at x <= 0."""
     x = np.asarray(x, dtype=float)
     out = np.zeros_like(x)
     pos = x > 0
@@ -411,7 +413,7 @@ def scenario_truth(data: SyntheticData, plan_spend, reference_spend, horizon: in
 
 def save_to_csv(data: SyntheticData, output_dir) -> Path:
     """Write the five CSV files plus ``truth.json`` (atomically, file by file)."""
-    from ltae.store.artifacts import atomic_write_csv, atomic_write_json
+    from ltae.io import atomic_write_csv, atomic_write_json
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,7 @@ __all__ = ["FunnelParams", "generate", "save"]
 
 @dataclass
 class FunnelParams:
+    """Every knob of the funnel generator (per-channel lists follow ``channels``)."""
     channels: list[str] = field(default_factory=lambda: ["TV", "Search", "Social", "Display"])
     mean_spend: list[float] = field(default_factory=lambda: [60_000.0, 30_000.0, 12_000.0, 8_000.0])
     adstock_alpha: list[float] = field(default_factory=lambda: [0.7, 0.1, 0.4, 0.3])

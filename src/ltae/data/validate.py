@@ -10,7 +10,6 @@ otherwise, and :attr:`DataValidationError.row` holds that N.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -18,7 +17,7 @@ from typing import NoReturn
 import numpy as np
 import pandas as pd
 
-DATE = "Date"  # canonical name of the date column once a table is loaded
+from ltae.data.names import DATE, name_key, normalize_name, split_names  # noqa: F401 - re-exported
 
 _DAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 _DAY_LONG = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -114,10 +113,12 @@ class Table:
     original: dict[str, str] = field(default_factory=dict)  # canonical column -> name in the file
 
     def label(self, column: str | None) -> str | None:
+        """The column's name as the file spells it (before renaming), for messages."""
         return None if column is None else self.original.get(column, column)
 
     @property
     def header_row(self) -> int | None:
+        """The header's line number (1) for files with lines, else None."""
         return 1 if self.row_kind == "line" else None
 
     def fail(
@@ -144,6 +145,7 @@ class Table:
         )
 
     def context(self, label, cols: Sequence[str] = (DATE,)) -> str | None:
+        """``Date 2021-01-04``-style text locating a row in messages (the values of ``cols``)."""
         parts = []
         for c in cols:
             if c in self.df.columns:
@@ -156,6 +158,7 @@ class Table:
         return ", ".join(parts) or None
 
     def lines_span(self) -> str:
+        """``lines 2-209`` (or ``rows 1-208``): the span of the table's rows, for messages."""
         idx = self.df.index
         if len(idx) == 0:
             return ""
@@ -165,11 +168,14 @@ class Table:
 
 
 def fmt_date(ts) -> str:
+    """ISO date (``YYYY-MM-DD``), or full timestamp when it has a time of day."""
     ts = pd.Timestamp(ts)
     return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
 
 
 def fmt_value(v) -> str:
+    """A cell's value as a message shows it (``empty``, a quoted string shortened to 40 characters, a
+    number)."""
     if v is None:
         return "empty"
     if isinstance(v, str):
@@ -183,31 +189,13 @@ def fmt_value(v) -> str:
 
 
 def weekday_name(ts) -> str:
+    """The weekday's English name (``Monday``)."""
     return _DAY_LONG[pd.Timestamp(ts).weekday()]
 
 
 def weekly_freq(ts) -> str:
     """pandas frequency string of weeks anchored on the weekday of ``ts`` (e.g. ``W-MON``)."""
     return f"W-{_DAY_NAMES[pd.Timestamp(ts).weekday()]}"
-
-
-def normalize_name(name) -> str:
-    """Header/channel name as ltae keeps it: BOM and surrounding whitespace removed, NFC unicode."""
-    return unicodedata.normalize("NFC", str(name)).replace("\ufeff", "").strip()
-
-
-def name_key(name) -> str:
-    """Key for case- and whitespace-insensitive matching of names."""
-    return " ".join(normalize_name(name).split()).casefold()
-
-
-def split_names(value) -> list[str] | None:
-    """``"a, b,,c"`` -> ``["a", "b", "c"]``; a sequence is normalised; ``None`` stays ``None``."""
-    if value is None:
-        return None
-    items = value.split(",") if isinstance(value, str) else list(value)
-    out = [normalize_name(v) for v in items]
-    return [v for v in out if v]
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,6 +231,7 @@ def normalize_headers(table: Table) -> None:
 
 
 def find_column(columns: Iterable[str], name: str) -> str | None:
+    """The column among ``columns`` that ``name`` names, ignoring case and spaces; None if none."""
     cols = list(columns)
     n = normalize_name(name)
     if n in cols:
@@ -282,6 +271,8 @@ def resolve_column(
 
 
 def find_date_column(table: Table, date_col: str | None = None) -> str:
+    """The table's date column: ``date_col`` if given, else a column named ``date`` (any case), else the
+    only datetime column; a clear error otherwise."""
     if date_col:
         return resolve_column(table, date_col, role="date", option="--date-col")
     hit = find_column(table.df.columns, "date")
@@ -320,6 +311,7 @@ _DATE_FORMATS: tuple[tuple[str, str], ...] = (
 
 
 def is_missing_text(s: pd.Series) -> pd.Series:
+    """Whether each text cell is a missing-value token (empty, ``NA``, ``n/a``, ``NaN``, ``null``, ``none``...)."""
     return s.str.strip().str.lower().isin(_MISSING_TOKENS)
 
 
@@ -520,6 +512,7 @@ def detect_spacing(table: Table, column: str = DATE, *, strict: bool = True) -> 
 
 
 def check_finite(table: Table, column: str, values: pd.Series, *, what: str, context_cols=(DATE,)) -> None:
+    """Fail on the first infinite value of a column (naming file, column and row)."""
     bad = np.isinf(values.to_numpy(dtype=float))
     if bad.any():
         label = values.index[np.flatnonzero(bad)[0]]
@@ -533,6 +526,7 @@ def check_finite(table: Table, column: str, values: pd.Series, *, what: str, con
 
 
 def check_nonnegative(table: Table, column: str, values: pd.Series, *, context_cols=(DATE,)) -> None:
+    """Fail on the first negative spend of a column (naming file, column and row)."""
     neg = values < 0
     if neg.any():
         label = neg[neg].index[0]
@@ -546,6 +540,7 @@ def check_nonnegative(table: Table, column: str, values: pd.Series, *, context_c
 
 
 def check_min_weeks(table: Table, column: str, dates: pd.Series | pd.DatetimeIndex, min_weeks: int) -> None:
+    """Fail when there are fewer than ``min_weeks`` weeks."""
     n = len(dates)
     if n >= min_weeks:
         return

@@ -36,6 +36,9 @@ BVAR_SAMPLERS: tuple[str, ...] = ("collapsed", *sampling.SAMPLERS)
 
 
 class BVARPriors(BaseModel):
+    """Priors of the long-term BVAR on standardised data (the spec's): lag-l coefficients ~ N(0,
+    lag_variance[l]) (default variance l), exogenous ~ N(0, exog_sd), intercept ~ N(0, intercept_sd),
+    Sigma ~ LKJ(eta) with HalfNormal(sigma_sd) scales; optional Minnesota prior."""
     model_config = ConfigDict(extra="forbid")
 
     lags: int = 2
@@ -77,12 +80,15 @@ class BVARPriors(BaseModel):
         return self
 
     def lag_sds(self) -> np.ndarray:
+        """Prior standard deviation of the coefficients of each lag (from ``lag_variance``; default
+        variance l for lag l)."""
         v = self.lag_variance or [float(lag) for lag in range(1, self.lags + 1)]
         if len(v) != self.lags:
             raise ValueError(f"lag_variance needs {self.lags} values, got {len(v)}")
         return np.sqrt(np.asarray(v, dtype=float))
 
     def scaled(self, factor: float) -> BVARPriors:
+        """Priors with every scale multiplied by ``factor`` (prior sensitivity)."""
         upd = {"exog_sd": self.exog_sd * factor, "sigma_sd": self.sigma_sd * factor,
                "lag_variance": list(self.lag_sds() ** 2 * factor**2)}
         return self.model_copy(update=upd)
@@ -171,9 +177,11 @@ class BVAR:
 
     @property
     def n_replicates(self) -> int:
+        """Number of base-sales replicates the model is fitted on."""
         return len(self.replicates)
 
     def build_model(self):
+        """Build the PyMC model (used by the NUTS/ADVI samplers; the collapsed sampler needs none)."""
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -462,6 +470,8 @@ class BVAR:
         }
 
     def long_term_roi_draws(self, irf: dict, sales_var_name: str | None = None, horizon: int | None = None):
+        """(S, C) long-term ROI draws: the response of ``sales_var_name`` (default: the first endogenous
+        series, base sales) summed over ``horizon`` weeks, per unit of spend."""
         j = self.endog_names.index(sales_var_name) if sales_var_name else 0
         h = horizon or irf["periods"]
         return irf["draws"][:, :h, j, :].sum(axis=1) / irf["shock_size"]
@@ -470,7 +480,7 @@ class BVAR:
                                 credible_interval: float = 0.95) -> dict:
         """Long-term ROI per channel: cumulative base-sales response (currency) over the horizon per
         unit of spend, as draws with mean and interval."""
-        from ltae.analysis.roi import summarize_draws
+        from ltae.models.diagnostics import summarize_draws
 
         d = self.long_term_roi_draws(irf, sales_var_name, horizon)
         out = {}
@@ -481,7 +491,8 @@ class BVAR:
         return out
 
     def summary(self) -> dict:
-        from ltae.analysis.diagnostics import convergence_summary
+        """Convergence summary (max R-hat, min ESS, divergences) over the coefficients and covariance."""
+        from ltae.models.diagnostics import convergence_summary
 
         post = sampling.posterior_dataset(self.idata)
         pat = re.compile(r"^(A|B|c|D|sigma)(_r\d+)?$|^chol(_r\d+)?_(stds|corr)(_r\d+)?$")
@@ -491,6 +502,8 @@ class BVAR:
         return out
 
     def irf_frame(self, irf: dict) -> pd.DataFrame:
+        """The impulse responses of :meth:`calculate_irf` as a long table: horizon, response, channel,
+        mean, lower, upper, cumulative_mean."""
         rows = []
         for h in range(irf["periods"]):
             for i, y in enumerate(irf["endog_names"]):

@@ -201,6 +201,7 @@ def private_dir(directory: Path) -> Path | None:
 
 
 def cache_path(directory: Path, key: str) -> Path:
+    """The cache file of a compiled callback with key ``key``."""
     return directory / f"{key}.nbc"
 
 

@@ -404,7 +404,7 @@ class GeoMMM:
         return (reg + st["a_pred"] + np.sqrt(st["F_pred"]) * rng.standard_normal(reg.shape)) * self.y_scale[m]
 
     def summary(self) -> dict:
-        from ltae.analysis.diagnostics import convergence_summary
+        from ltae.models.diagnostics import convergence_summary
 
         names = ["adstock_alpha", "hill_kappa", "hill_lambda", "group_sigma", "market_sigma", "noise_radius2",
                  "noise_angle", "roi_market", "group_mu"]

@@ -3,20 +3,32 @@
     sales[t] = level[t] + sum_c beta_c * Hill(Adstock(spend_c))[t] + controls[t] . gamma
                + Fourier seasonality[t] + eps[t]
 
+Defaults (:class:`MMMPriors`; Gamma(a, b) is shape, rate; where they differ from the spec's, the
+spec's values are one setting away, see the README's "The method" and docs/method.md):
+
 * level: local level (Gaussian random walk), integrated out exactly by a Kalman filter inside the
-  likelihood (levels are smoothed after, draw by draw);
+  likelihood (levels are smoothed after, draw by draw); level[0] ~ N(1, intercept_sd) in units of
+  mean sales;
 * the linear effects (channel ROIs with their group means, controls, seasonality) are integrated out
-  too (``marginalize_linear``, default): NUTS samples only adstock, Hill and the four scales (16
-  parameters for 4 channels in 2 groups), and the linear effects are drawn exactly given each draw.
-  Same posterior, no hierarchical funnel: min bulk ESS 1268 vs 453, 0 vs 92 divergences (seed 1, 4x1000);
+  too (``marginalize_linear``, default): NUTS samples only adstock, Hill, the group spreads and the
+  two noise scales (16 parameters for 4 channels in 2 groups), and the linear effects are drawn exactly given each
+  draw. Same posterior, no hierarchical funnel: min bulk ESS 1268 vs 453, 0 vs 92 divergences
+  (seed 1, 4x1000);
 * adstock: geometric, ``l_max`` weeks, normalised, alpha_c ~ Beta(3, 3) (pymc-marketing convention);
-* Hill: kappa_c ~ Gamma(1.5, rate 0.3), lambda_c ~ Gamma(2, rate 2 / median positive spend of c)
-  on the channel's own currency scale; safe at zero spend (see ``transforms.hill``);
-* beta_c ~ Normal(mu_group, sigma_group), non-centred; mu_g ~ N(0, 1), sigma_g ~ HalfNormal(1);
-* controls standardised, gamma_j ~ N(0, 1); Fourier K = 2, period 52, coefficients ~ N(0, 1).
+* Hill: kappa_c ~ Gamma(6, 4) (mean 1.5), lambda_c ~ Gamma(5, 5 / median positive spend of c) on the
+  channel's own currency scale (the spec: Gamma(1.5, 0.3) and Gamma(2, 2 / median)); safe at zero
+  spend (see ``transforms.hill``);
+* channel effects on the ROI scale (``effect_scale="roi"``, default): ROI_c = r0 * rel_c with
+  r0 = total sales / total spend, rel_c ~ N(mu_group, sigma_group) non-centred,
+  mu_g ~ N(0.1, 0.2), sigma_g ~ HalfNormal(0.1); beta_c follows from ROI_c. Unit-free and the same
+  for small and large channels. The spec's beta_c ~ N(mu_g, sigma_g), mu_g ~ N(0, 1),
+  sigma_g ~ HalfNormal(1) is ``effect_scale="beta"``;
+* controls standardised, gamma_j ~ N(0, 1); Fourier K = 2, period 52, coefficients ~ N(0, 1);
+* noise: sigma ~ HalfNormal(0.1), sigma_level ~ HalfNormal(0.05) (shares of mean sales), sampled in
+  polar coordinates (``noise_polar``, the same prior).
 
 Scaling is internal: sales are divided by their mean, spend of each channel by its median positive
-spend (so lambda's prior Gamma(2, 2 / median) becomes Gamma(2, 2)). Every output is converted back:
+spend (so lambda's prior Gamma(5, 5 / median) becomes Gamma(5, 5)). Every output is converted back:
 contributions and base sales in the currency of sales, ROI in currency per currency unit of spend.
 """
 
@@ -41,7 +53,14 @@ _DIGITAL = re.compile(
 
 
 class MMMPriors(BaseModel):
-    """Priors of the short-term model (the spec's defaults; Gamma(a, b) is shape, rate)."""
+    """Priors and structure of the short-term model (Gamma(a, b) is shape, rate).
+
+    The defaults are ltae's, not the spec's where evidence said otherwise (see the module
+    docstring): Hill kappa ~ Gamma(6, 4) and lambda ~ Gamma(5, 5 / median spend) (the spec's:
+    ``kappa_shape=1.5, kappa_rate=0.3, lambda_shape=2``), and a hierarchical prior on the ROI scale
+    (``effect_scale="roi"``; the spec's prior on beta: ``effect_scale="beta"``, which uses
+    ``group_mu_sd`` and ``group_sigma_sd``). ``marginalize_linear`` and ``noise_polar`` change how
+    the posterior is sampled, not the model."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -98,6 +117,8 @@ class MMMPriors(BaseModel):
 
 
 def default_channel_groups(channels) -> dict[str, list[str]]:
+    """``{"digital": [...], "offline": [...]}`` by channel name (search, social, content... are digital); a
+    group with no channel is left out."""
     digital = [c for c in channels if _DIGITAL.search(str(c))]
     offline = [c for c in channels if c not in digital]
     groups = {}
@@ -302,6 +323,8 @@ class ShortTermMMM:
     # ------------------------------------------------------------------------------------------
     @classmethod
     def from_dataset(cls, ds, channel_groups=None, priors=None) -> ShortTermMMM:
+        """The model of an :class:`~ltae.data.dataset.MMMDataset`: its target, spend and controls (plus
+        last week's brand metrics with ``priors.brand_lag_controls``)."""
         controls = ds.controls
         if priors is not None and priors.brand_lag_controls and ds.brand.shape[1]:
             # last week's brand metrics as controls: the brand-mediated part of base sales is then
@@ -316,6 +339,7 @@ class ShortTermMMM:
 
     @property
     def n_weeks(self) -> int:
+        """Number of weeks."""
         return len(self.sales)
 
     def _design(self, spend=None, controls=None, t_offset: int = 0, n=None) -> _Design:
@@ -337,6 +361,7 @@ class ShortTermMMM:
                 "fourier": np.arange(2 * self.priors.fourier_order)}
 
     def build_model(self):
+        """Build the PyMC model (called by :meth:`fit` when needed); returns it."""
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -521,6 +546,8 @@ class ShortTermMMM:
 
     def fit(self, draws=1000, tune=500, chains=4, target_accept=0.9, cores=None, sampler=None,
             seed=42, progressbar=False, **kw):
+        """Sample the posterior (``sampler``: see :mod:`ltae.models.sampling`; default nutpie) and keep it
+        in :attr:`idata`; returns the model."""
         if self.model is None:
             self.build_model()
         settings = sampling.SamplerSettings(
@@ -547,6 +574,7 @@ class ShortTermMMM:
 
     @property
     def idata(self):
+        """The posterior (an ArviZ DataTree), or None before :meth:`fit`."""
         return self._idata
 
     @idata.setter
@@ -578,6 +606,8 @@ class ShortTermMMM:
         return hill(ad, self.draws("hill_kappa")[::thin, None, :], self.draws("hill_lambda")[::thin, None, :])
 
     def draws(self, name):
+        """(S, ...) posterior draws of a parameter, chains stacked (``beta`` is derived from the ROI
+        draws)."""
         self._require_fit()
         if name == "beta" and self.priors.effect_scale == "roi":
             return self._memo("beta", self._beta_from_roi)
@@ -734,7 +764,9 @@ class ShortTermMMM:
 
     # ---- spec API -----------------------------------------------------------------------------
     def calculate_short_term_roi(self, credible_interval: float = 0.95) -> dict:
-        from ltae.analysis.roi import summarize_draws
+        """The spec's per-channel short-term ROI: mean, median, interval, sd, P(> 0), marginal ROI at
+        current spend, spend and the draws."""
+        from ltae.models.diagnostics import summarize_draws
 
         draws = self.short_term_roi_draws()
         mroi = self.marginal_roi_draws()
@@ -748,12 +780,14 @@ class ShortTermMMM:
         return out
 
     def summary(self) -> dict:
-        from ltae.analysis.diagnostics import convergence_summary
+        """Convergence summary (max R-hat, min bulk/tail ESS, divergences) over the model's parameters."""
+        from ltae.models.diagnostics import convergence_summary
 
         self._require_fit()
         return convergence_summary(self.idata, var_names=self.parameter_names())
 
     def parameter_names(self) -> list[str]:
+        """Names of the parameters in the posterior that the convergence summary covers."""
         names = ["adstock_alpha", "hill_kappa", "hill_lambda", "roi", "beta", "group_mu", "group_sigma",
                  "sigma_level", "sigma", "noise_radius2", "noise_angle"]
         post = sampling.posterior_dataset(self.idata)

@@ -57,6 +57,7 @@ def _setup_jax() -> None:
 
 @dataclass
 class SamplerSettings:
+    """Settings of one sampling run (sampler, draws, tune, chains, target_accept, cores, seed...)."""
     sampler: SamplerName = DEFAULT_SAMPLER
     draws: int = 1000
     tune: int = 1000
@@ -71,6 +72,8 @@ class SamplerSettings:
 
 @dataclass
 class SampleResult:
+    """A posterior (``idata``), the sampler that drew it and its wall time (with a breakdown in
+    ``timings``)."""
     idata: object  # arviz DataTree
     sampler: str
     wall_s: float
@@ -78,6 +81,8 @@ class SampleResult:
 
 
 def sample(model, settings: SamplerSettings, var_names=None) -> SampleResult:
+    """Sample ``model`` with the backend named in ``settings`` (NUTS via nutpie, nutpie_jax, pymc, numpyro,
+    blackjax, or ADVI); returns a :class:`SampleResult`."""
     import pymc as pm
 
     s = settings

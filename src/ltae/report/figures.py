@@ -163,6 +163,7 @@ def _hide_unused(axes: np.ndarray, used: int) -> None:
 
 # ---- figures --------------------------------------------------------------------------------------
 def fig_irf(result: RunResult, colors: dict) -> Figure:
+    """Impulse responses of every endogenous series to 1,000 units of spend per channel, with intervals."""
     lt = result.long
     mean, lo, hi = (_arr(a) * 1000.0 for a in (lt.irf_mean, lt.irf_lower, lt.irf_upper))
     if mean.ndim == 2:  # (H, C): base sales only
@@ -228,6 +229,7 @@ def _whiskers(mean, lo, hi) -> np.ndarray:
 
 
 def fig_long_term_roi(result: RunResult, colors: dict) -> Figure:
+    """Long-term ROI by channel with intervals."""
     chans = [str(c) for c in result.roi["channel"]]
     m, lo, hi = _roi_cols(result, "long_term")
     C = len(chans)
@@ -295,6 +297,7 @@ def _bar_size(n: int) -> tuple[float, float]:
 
 
 def fig_roi_comparison(result: RunResult, colors: dict) -> Figure:
+    """Short-term, long-term and total ROI by channel with intervals."""
     chans = [str(c) for c in result.roi["channel"]]
     fig = _new_figure(*_bar_size(len(chans)))
     series = []
@@ -309,6 +312,7 @@ def fig_roi_comparison(result: RunResult, colors: dict) -> Figure:
 
 
 def fig_contributions(result: RunResult, colors: dict) -> Figure:
+    """Base sales and each channel's contribution over time (posterior means)."""
     st = result.short
     dates = np.asarray(st.dates)
     contrib = _arr(st.contributions_mean, 2)
@@ -334,6 +338,7 @@ def fig_contributions(result: RunResult, colors: dict) -> Figure:
 
 
 def fig_ppc(result: RunResult, colors: dict) -> Figure:
+    """Observed sales against the fitted sales and predictive band, with the fit metrics."""
     st = result.short
     dates = np.asarray(st.dates)
     fm = st.fit_metrics or {}
@@ -363,6 +368,7 @@ def fig_ppc(result: RunResult, colors: dict) -> Figure:
 
 
 def fig_budget(result: RunResult, colors: dict) -> Figure | None:
+    """Current against optimal spend per channel (None without a budget table)."""
     b = result.budget
     if b is None or len(b) == 0:
         return None
@@ -405,6 +411,7 @@ def adstock_weights(alpha_draws: np.ndarray, l_max: int) -> np.ndarray:
 
 
 def fig_adstock(result: RunResult, colors: dict) -> Figure:
+    """Adstock (carry-over) weights per lag and channel with intervals."""
     st = result.short
     if st.adstock_alpha_draws is None or np.size(st.adstock_alpha_draws) == 0:
         return None
@@ -443,6 +450,7 @@ def fig_adstock(result: RunResult, colors: dict) -> Figure:
 
 
 def fig_saturation(result: RunResult, colors: dict) -> Figure:
+    """Short-term response curves (window contribution against spend) per channel with intervals."""
     rc = result.short.response_curves or {}
     if not all(k in rc for k in ("multipliers", "mean", "lower", "upper")):
         return None

@@ -108,6 +108,7 @@ footer { color: var(--muted); font-size: 0.85em; margin-top: 48px; }
 
 # ---- formatting ------------------------------------------------------------------------------------
 def esc(x: Any) -> str:
+    """HTML-escaped text (None as empty)."""
     return html.escape("" if x is None else str(x), quote=True)
 
 
@@ -122,6 +123,7 @@ def _float(x: Any) -> float | None:
 
 
 def fmt_money(x: Any) -> str:
+    """A currency amount with thousands separators (– when missing)."""
     f = _float(x)
     if f is None or math.isnan(f):
         return "–"
@@ -131,6 +133,7 @@ def fmt_money(x: Any) -> str:
 
 
 def fmt_roi(x: Any) -> str:
+    """An ROI with two decimals (– when missing)."""
     f = _float(x)
     if f is None or not math.isfinite(f):
         return "–"
@@ -138,6 +141,7 @@ def fmt_roi(x: Any) -> str:
 
 
 def fmt_interval(mean: Any, lower: Any, upper: Any, fmt=fmt_roi) -> str:
+    """``mean [lower, upper]`` formatted with ``fmt``."""
     m = fmt(mean)
     if m == "–":
         return m
@@ -411,6 +415,7 @@ def honesty_notes(result: RunResult) -> list[str]:
 
 
 def headline_table(result: RunResult) -> str:
+    """The ROI table of the report (best total ROI first)."""
     roi = result.roi
     if roi is None or not len(roi):
         return '<p class="note">No ROI table.</p>'
@@ -441,6 +446,7 @@ def headline_table(result: RunResult) -> str:
 
 
 def checklist_table(result: RunResult) -> str:
+    """The validation checklist as an HTML table."""
     checks = result.checklist or []
     if not checks:
         return '<p class="note">No checklist recorded.</p>'
@@ -451,6 +457,7 @@ def checklist_table(result: RunResult) -> str:
 
 
 def budget_section(result: RunResult) -> str:
+    """The budget allocation table of the report."""
     b = result.budget
     if b is None or not len(b):
         return '<p class="note">No budget optimisation was run for this report.</p>'
@@ -516,6 +523,7 @@ def _fit_rows(fm: Mapping, ci: str) -> dict[str, str]:
 
 
 def diagnostics_section(result: RunResult) -> str:
+    """Convergence, fit and timing diagnostics of both models."""
     models = _model_diags(result)
     fit_infos = {"short": result.short.fit_info or {}, "long": result.long.fit_info or {}}
     timings = result.timings or {}
@@ -568,6 +576,7 @@ def diagnostics_section(result: RunResult) -> str:
 
 
 def data_section(result: RunResult) -> str:
+    """Dataset summary and quality report."""
     parts = []
     ds = result.dataset_summary if result.dataset_summary is not None else {}
     parts.append("<h3>Dataset</h3>" + (_generic(ds) if ds else '<p class="note">No dataset summary.</p>'))
@@ -593,6 +602,7 @@ def data_section(result: RunResult) -> str:
 
 
 def settings_section(result: RunResult) -> str:
+    """Every setting of the run as a table."""
     cfg = result.config
     if hasattr(cfg, "model_dump"):
         cfg = cfg.model_dump(mode="json")
@@ -612,6 +622,7 @@ def _resolve_figure(rel: str, path: Path, result: RunResult) -> Path | None:
 
 
 def figures_section(result: RunResult, figures: Mapping[str, str], path: Path) -> str:
+    """The figures, embedded as PNG, with their captions."""
     if not figures:
         return '<p class="note">No figures.</p>'
     order = [n for n in FIGURE_INFO if n in figures] + [n for n in figures if n not in FIGURE_INFO]

@@ -1,0 +1,1 @@
+"""Serving layer: the Streamlit dashboard (``ltae dashboard``)."""

@@ -269,7 +269,7 @@ def allocation(path: str, stamp: float, budget: float, bounds: tuple, risk: floa
                include_long_term: bool) -> pd.DataFrame:
     run = get_run(path, stamp)
     return optimize_budget(run.response, budget, run.channels, dict(zip(run.channels, bounds, strict=True)), risk,
-                           include_long_term=include_long_term)
+                           include_long_term=include_long_term, credible_interval=run.config.credible_interval)
 
 
 def _step(total: float) -> float:
@@ -321,7 +321,7 @@ def page_budget(run: LoadedRun, path: str, stamp: float) -> None:
         c1, c2, c3 = st.columns(3)
         c1.metric("Expected return, current split", money(a["total_return_current"]))
         c2.metric("Expected return, optimal split", money(a["total_return_optimal"]))
-        c3.metric("Change", money(a["uplift_mean"]), help=f"95% interval [{money(a['uplift_lower'])}, "
+        c3.metric("Change", money(a["uplift_mean"]), help=f"{a['credible_interval']:.0%} interval [{money(a['uplift_lower'])}, "
                                                            f"{money(a['uplift_upper'])}]")
         if not a.get("success", True):
             st.warning(f"The optimiser did not converge: {a.get('message')}")
@@ -332,7 +332,7 @@ def page_budget(run: LoadedRun, path: str, stamp: float) -> None:
             "channel": df["channel"], "current spend": df["current_spend"].map(money),
             "optimal spend": df["optimal_spend"].map(money), "change": df["change_pct"].map(lambda v: f"{v:+.1f}%"),
             "return, current": df["expected_return_current"].map(money),
-            "return, optimal [95%]": [interval(*r) for r in df[["expected_return_mean", "expected_return_lower",
+            f"return, optimal [{a['credible_interval']:.0%}]": [interval(*r) for r in df[["expected_return_mean", "expected_return_lower",
                                                                  "expected_return_upper"]].to_numpy()],
         })
         table(shown.set_index("channel"))

@@ -33,6 +33,7 @@ class RunFolderBusy(DataValidationError):
 
 
 def describe(info: dict) -> str:
+    """``pid N on HOST, started T, run ID``: who holds a run folder's lock."""
     return (f"pid {info.get('pid', '?')} on {info.get('host', '?')}, started {info.get('started', '?')}"
             + (f", run {info['run_id']}" if info.get("run_id") else ""))
 
@@ -90,9 +91,12 @@ class RunLock:
 
     @property
     def held(self) -> bool:
+        """Whether this process holds the lock."""
         return self._fd is not None
 
     def acquire(self) -> RunLock:
+        """Take the folder's lock, or raise :class:`RunFolderBusy` naming the run that holds it; a stale
+        lock file is taken over (with a notice)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -124,6 +128,7 @@ class RunLock:
             return self
 
     def release(self) -> None:
+        """Release the lock and remove its file (nothing if not held)."""
         fd, self._fd = self._fd, None
         if fd is None:
             return

@@ -179,11 +179,13 @@ def _read(path: str | Path, sql: str, params: list, empty_columns: list[str],
 
 
 def list_runs(path: str | Path, timeout: float | None = None) -> pd.DataFrame:
+    """The recorded runs, newest first (read-only)."""
     return _read(path, "SELECT run_id, created, out_dir, n_weeks, n_channels, sampler, draws, chains, seed, "
                        "round(total_s, 1) AS total_s, checklist_pass || '/' || checklist_total AS checks "
                        "FROM runs ORDER BY created DESC, run_id DESC", [], _RUN_COLUMNS, timeout)
 
 
 def run_roi(path: str | Path, run_id: str, timeout: float | None = None) -> pd.DataFrame:
+    """The ROI table of one recorded run (read-only)."""
     return _read(path, f"SELECT run_id, {', '.join(ROI_COLUMNS)} FROM roi WHERE run_id = ? ORDER BY channel", [run_id],
                  ["run_id", *ROI_COLUMNS], timeout)

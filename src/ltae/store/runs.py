@@ -48,6 +48,7 @@ class RunFolderError(DataValidationError):
 
 
 def posterior_path(run_dir: str | os.PathLike, step: str) -> Path:
+    """``<run>/posteriors/<step>.nc``."""
     return Path(run_dir) / "posteriors" / f"{step}.nc"
 
 
@@ -97,10 +98,12 @@ class SavedRun:
 
     @property
     def run_id(self) -> str:
+        """The run's id."""
         return str(self.manifest["run_id"])
 
     @property
     def data_hash(self) -> str:
+        """Hash of the data the run was fitted on."""
         return str(self.manifest.get("data_hash", ""))
 
     @property
@@ -146,6 +149,7 @@ class SavedRun:
         return self._posteriors[step]
 
     def fit_info(self, step: str) -> dict:
+        """The sampler's fit information stored with a posterior (sampler, timings...)."""
         raw = posterior_attrs(self.file(f"posteriors/{step}.nc")).get(POSTERIOR_FIT_INFO_ATTR, "{}")
         return json.loads(raw)
 
@@ -158,12 +162,15 @@ class SavedRun:
         return art.read_csv(self.file("roi_draws.csv"))
 
     def budget(self) -> pd.DataFrame:
+        """budget.csv."""
         return art.read_csv(self.file("budget.csv"))
 
     def diagnostics(self) -> dict:
+        """diagnostics.json."""
         return json.loads(self.file("diagnostics.json").read_text(encoding="utf-8"))
 
     def quality(self) -> dict:
+        """quality.json."""
         return json.loads(self.file("quality.json").read_text(encoding="utf-8"))
 
 

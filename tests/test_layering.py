@@ -14,13 +14,13 @@ import ltae
 SRC = Path(ltae.__file__).parent
 
 RANK = {
-    "io": 0,
+    "io": 0, "distributed": 0,
     "data": 1,
     "models": 2,
     "analysis": 3, "results": 3, "config": 3,
     "report": 4, "store": 4,
     "serve": 5,
-    "pipeline": 6,
+    "pipeline": 6, "pipeline_geo": 6,
     "cli": 7, "__main__": 7, "__init__": 7,
 }
 

@@ -74,6 +74,56 @@ class ResponseModel:
         return {"multipliers": ms, "mean": mean, "lower": lo, "upper": hi, "credible_interval": credible_interval}
 
 
+class MarketResponse:
+    """The response of a multi-market model, decided per channel: a channel's multiplier scales its
+    spend in every market, and returns add up over markets. Same interface as :class:`ResponseModel`
+    (``current``, ``short_term``, ``total_return``, ``curves``), so :func:`optimize_budget` allocates
+    the national budget across channels."""
+
+    def __init__(self, inner: ResponseModel, channel_of_column: np.ndarray, n_channels: int):
+        self.inner = inner
+        self.col = np.asarray(channel_of_column, int)
+        self.C = n_channels
+        self.current = np.bincount(self.col, weights=inner.current, minlength=n_channels)
+
+    def _to_channels(self, per_column: np.ndarray) -> np.ndarray:
+        out = np.zeros(per_column.shape[:-1] + (self.C,))
+        np.add.at(out, (..., self.col), per_column)
+        return out
+
+    def short_term(self, mult: np.ndarray) -> np.ndarray:
+        """(S, C) window contribution summed over markets for channel multipliers ``mult`` (C,)."""
+        return self._to_channels(self.inner.short_term(np.asarray(mult)[self.col]))
+
+    def total_return(self, mult: np.ndarray, include_long_term: bool = True) -> np.ndarray:
+        """(S, C) short-term contribution (+ long-term ROI x spend) summed over markets."""
+        return self._to_channels(self.inner.total_return(np.asarray(mult)[self.col], include_long_term))
+
+    def curves(self, multipliers=None, credible_interval: float = 0.95) -> dict:
+        """National response curves per channel (see :meth:`ResponseModel.curves`)."""
+        ms = np.linspace(0.0, 2.0, 21) if multipliers is None else np.asarray(multipliers)
+        q = (1.0 - credible_interval) / 2.0
+        mean, lo, hi = (np.zeros((len(ms), self.C)) for _ in range(3))
+        for k, m in enumerate(ms):
+            r = self.short_term(np.full(self.C, m))
+            mean[k], lo[k], hi[k] = r.mean(0), np.quantile(r, q, 0), np.quantile(r, 1.0 - q, 0)
+        return {"multipliers": ms, "mean": mean, "lower": lo, "upper": hi, "credible_interval": credible_interval}
+
+    @classmethod
+    def from_geo(cls, geo, lt_roi=None, max_draws: int = 400, seed: int = 0) -> MarketResponse:
+        """From a fitted :class:`~ltae.models.geo.GeoMMM` and long-term ROI draws (S', M, C)."""
+        M, T, C = geo.spend.shape
+        flat = lambda a: a.reshape(a.shape[:-2] + (M * C,))  # noqa: E731 - (..., M, C) -> (..., M*C)
+        spend = geo.spend.transpose(1, 0, 2).reshape(T, M * C)
+        tile = lambda v: np.tile(v, (1, M))  # noqa: E731 - shared (S, C) -> (S, M*C)
+        inner = ResponseModel(spend, flat(geo.spend_scale), np.repeat(geo.y_scale, C), geo.priors.l_max,
+                              geo.priors.normalize_adstock, tile(geo.draws("adstock_alpha")),
+                              tile(geo.draws("hill_kappa")), tile(geo.draws("hill_lambda")), flat(geo.beta_draws()),
+                              lt_roi=None if lt_roi is None else flat(np.asarray(lt_roi)), max_draws=max_draws,
+                              seed=seed)
+        return cls(inner, np.tile(np.arange(C), M), C)
+
+
 def optimize_budget(response: ResponseModel, budget: float | None = None, channels=None,
                     bounds: dict | tuple | None = None, risk_quantile: float | None = None,
                     include_long_term: bool = True, credible_interval: float = 0.95) -> pd.DataFrame:

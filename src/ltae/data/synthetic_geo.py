@@ -122,7 +122,7 @@ def generate_geo(n_markets: int = 10, n_weeks: int = 156, channels=DEFAULT_CHANN
 
 def save_geo(data: GeoSyntheticData, output_dir) -> Path:
     """Write the five CSV files (each with a ``Geo`` column) and truth.json, atomically."""
-    from ltae.store.artifacts import atomic_write_csv, atomic_write_text
+    from ltae.io import atomic_write_csv, atomic_write_text
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

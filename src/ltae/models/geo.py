@@ -129,10 +129,12 @@ class GeoMMM:
 
     @property
     def n_markets(self) -> int:
+        """Number of markets M."""
         return self.spend.shape[0]
 
     @property
     def n_weeks(self) -> int:
+        """Number of weeks T (the same in every market)."""
         return self.spend.shape[1]
 
     # ---- design --------------------------------------------------------------------------------
@@ -182,6 +184,8 @@ class GeoMMM:
 
     # ---- the model -----------------------------------------------------------------------------
     def build_model(self):
+        """The PyMC model: the nonlinear and scale parameters with the marginal likelihood of every
+        market (linear effects and levels integrated out) as a potential."""
         import pymc as pm
         import pytensor.tensor as pt
         import pytensor.tensor.slinalg as sl
@@ -240,6 +244,8 @@ class GeoMMM:
 
     def fit(self, draws=1000, tune=500, chains=4, target_accept=0.9, cores=None, sampler=None, seed=42,
             progressbar=False, **kw):
+        """Sample with one of :data:`ltae.models.sampling.SAMPLERS`, then add the noise scales and the
+        exact draws of the linear effects (market and national ROIs, controls, seasonality)."""
         import time
 
         if self.model is None:
@@ -268,6 +274,7 @@ class GeoMMM:
     # ---- posterior ---------------------------------------------------------------------------------
     @property
     def idata(self):
+        """The posterior (ArviZ DataTree); setting it clears the quantities derived from it."""
         return self._idata
 
     @idata.setter
@@ -276,6 +283,7 @@ class GeoMMM:
         self._cache = {}
 
     def draws(self, name) -> np.ndarray:
+        """Posterior draws of ``name`` with chains and draws stacked on the first axis."""
         if self._idata is None:
             raise RuntimeError("fit the model first")
         return sampling.stacked(self._idata, name)
@@ -404,6 +412,8 @@ class GeoMMM:
         return (reg + st["a_pred"] + np.sqrt(st["F_pred"]) * rng.standard_normal(reg.shape)) * self.y_scale[m]
 
     def summary(self) -> dict:
+        """Convergence (max R-hat, min bulk/tail ESS, divergences) of the sampled parameters and the
+        market ROIs."""
         from ltae.models.diagnostics import convergence_summary
 
         names = ["adstock_alpha", "hill_kappa", "hill_lambda", "group_sigma", "market_sigma", "noise_radius2",

@@ -196,6 +196,8 @@ RunId = Annotated[str, Field(min_length=1, max_length=128, pattern=_RUN_ID,
                              description="A run id (GET /runs lists them)")]
 
 
+_BEARER = HTTPBearer(auto_error=False, description="the server's LTAE_API_TOKEN")
+BearerCreds = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
 RunIdPath = Annotated[str, PathParam(min_length=1, max_length=128, pattern=_RUN_ID,
                                      description="A run id (GET /runs lists them)")]
 FigureName = Annotated[str, PathParam(min_length=1, max_length=128, pattern=_FIGURE,
@@ -952,9 +954,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                     "Errors are JSON (`ErrorBody`) naming the field and the reason.",
         responses=_ERRORS)
     app.state.settings, app.state.runs, app.state.jobs = settings, runs, jobs
-    bearer = HTTPBearer(auto_error=False, description="the server's LTAE_API_TOKEN")
-
-    def require_token(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    def require_token(creds: BearerCreds) -> None:
         if token is None:
             return
         if creds is None or not hmac.compare_digest(creds.credentials.encode("utf-8", "replace"),

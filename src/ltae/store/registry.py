@@ -19,8 +19,9 @@ complete, consistent run):
   registered as a new version of ``model_name``, tagged with the ltae run id.
 
 Tracking URI: the one given, else ``$MLFLOW_TRACKING_URI``, else a local SQLite store in ltae's
-data folder (``$XDG_DATA_HOME/ltae/mlflow/mlflow.db``, artifacts next to it in ``artifacts/``):
-:func:`default_tracking_uri`. MLflow is imported only when needed (it takes seconds).
+data folder (``$XDG_DATA_HOME/ltae/mlflow/mlflow.db``): :func:`default_tracking_uri`. For a SQLite
+store the experiment ltae creates keeps its artifacts next to the database (``artifacts/``), not in
+the current folder. MLflow is imported only when needed (it takes seconds).
 """
 
 from __future__ import annotations
@@ -139,8 +140,8 @@ def _experiment_id(mlflow, uri: str, name: str) -> str:
     if exp is not None:
         return exp.experiment_id
     location = None
-    if uri == f"sqlite:///{data_dir() / 'mlflow.db'}":  # ours: keep the artifacts next to the database
-        location = (data_dir() / "artifacts").as_uri()
+    if uri.startswith("sqlite:///"):  # keep the artifacts next to the database, not in the current folder
+        location = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
     return mlflow.create_experiment(name, artifact_location=location)
 
 

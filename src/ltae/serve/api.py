@@ -43,20 +43,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
-import pandas as pd
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi import Path as PathParam
-from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from starlette.exceptions import HTTPException as StarletteHTTPException
+# requests run in threads side by side: one BLAS thread each (set before numpy loads its BLAS)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-from ltae import __version__
-from ltae.data.validate import DataValidationError, name_key
-from ltae.serve import jobs as jobs_mod
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from fastapi import APIRouter, Depends, FastAPI, Query, Request  # noqa: E402
+from fastapi import Path as PathParam  # noqa: E402
+from fastapi.concurrency import run_in_threadpool  # noqa: E402
+from fastapi.exceptions import RequestValidationError  # noqa: E402
+from fastapi.responses import FileResponse, JSONResponse  # noqa: E402
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator  # noqa: E402
+from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
+
+from ltae import __version__  # noqa: E402
+from ltae.data.validate import DataValidationError, name_key  # noqa: E402
+from ltae.serve import jobs as jobs_mod  # noqa: E402
 
 log = logging.getLogger("ltae.serve.api")
 
@@ -280,6 +284,7 @@ class RunDetail(BaseModel):
     diagnostics: dict[str, Any]
     checklist: list[CheckItem]
     timings: dict[str, Any]
+    fit_info: dict[str, Any] = Field(description="Per fitted step: sampler, draws, compile and wall seconds")
     figures: list[str]
     report: str = Field(description="Path of the HTML report")
 
@@ -782,6 +787,7 @@ def run_detail(runs: Runs, run_id: str) -> dict:
             "budget": _plain(s.budget().to_dict("records")),
             "diagnostics": _plain({k: v for k, v in diag.items() if k != "checklist"}),
             "checklist": _plain(diag.get("checklist") or []), "timings": _plain(man.get("timings") or {}),
+            "fit_info": _plain({step: _quiet(s.fit_info, step) for step in ("short_term", "long_term")}),
             "figures": figures, "report": f"/runs/{s.run_id}/report"}
 
 

@@ -409,50 +409,117 @@ def _files(folder: Path) -> list:
     return [("files", (p.name, p.read_bytes(), "text/csv")) for p in sorted(folder.glob("*.csv"))]
 
 
-def test_fit_jobs_end_to_end_queue_and_restart(tmp_path, small_run, store):
-    """An upload and a data-root path, fitted one at a time; a restarted server finds both."""
+def test_fit_job_end_to_end_and_restart(tmp_path, small_run):
+    """An uploaded data folder fitted in the background (small draws); a restarted server finds it."""
+    data = small_run[0].parent.parent / "data"
+    settings = ServeSettings(runs_root=tmp_path / "runs", store=tmp_path / "store.duckdb")
+    with LiveServer(settings) as srv:
+        a = srv.client.post("/runs", files=_files(data), data={"config": json.dumps({**TINY, "horizon": 12})})
+        assert a.status_code == 202, a.text
+        assert a.headers["location"] == f"/jobs/{a.json()['id']}" and a.json()["state"] == "queued"
+        seen: list = []
+        job = srv.wait_job(a.json()["id"], seen=seen)
+        assert job["state"] == "succeeded", job
+        assert job["progress"] == 1.0 and job["steps_done"] == job["steps_total"] == 9
+        assert {j["step"] for j in seen if j["state"] == "running"} - {None}  # steps were reported
+        d = srv.client.get(f"/runs/{job['run_id']}").json()
+        assert d["config"]["horizon"] == 12 and d["config"]["sampling"]["draws"] == TINY["sampling"]["draws"]
+        assert not list((tmp_path / "runs" / ".jobs").glob("*.data"))  # the upload is removed once fitted
+        r = srv.client.post("/predict_roi", json={"run_id": job["run_id"], "plan": {"total": {"Google": 1e4}}})
+        assert r.status_code == 200
+    with LiveServer(settings) as srv:  # a restarted server
+        again = srv.client.get(f"/jobs/{job['id']}").json()
+        assert again["state"] == "succeeded" and again["run_id"] == job["run_id"]
+        assert srv.client.get(f"/runs/{job['run_id']}").status_code == 200
+        assert [j["id"] for j in srv.client.get("/jobs").json()["jobs"]] == [job["id"]]
+
+
+def test_one_fit_at_a_time_and_records_survive(tmp_path):
+    """The job queue itself, with a stand-in for the pipeline: jobs run one after the other in
+    submission order, every state change is on disk, a failing fit is a failed job (the worker goes
+    on), and a new manager on the same folder reads the records back."""
+    import threading
+
+    from ltae.data.validate import DataValidationError
+    from ltae.serve.jobs import JobManager, ServerBusy
+
+    running, overlaps, order = [], [], []
+    lock = threading.Lock()
+
+    class Result:
+        def __init__(self, rid):
+            self.run_id = rid
+
+    def fit(data_path, out, cfg, progress, store_path):
+        with lock:
+            running.append(out.name)
+            overlaps.append(len(running))
+            order.append(out.name)
+        try:
+            for step in ("prepare", "short_term"):
+                progress(step, "start")
+                time.sleep(0.05)
+                progress(step, "done")
+            if str(data_path).endswith("bad"):
+                raise DataValidationError("column 'x' is odd", file=str(tmp_path / "bad"))
+            if str(data_path).endswith("bug"):
+                raise RuntimeError("a bug")
+            return Result(f"run-{out.name}")
+        finally:
+            with lock:
+                running.remove(out.name)
+
+    done = []
+    m = JobManager(tmp_path, tmp_path / "s.duckdb", fit=fit, on_success=lambda rid, out: done.append(rid))
+    m.start()
+    with pytest.raises(ServerBusy):
+        JobManager(tmp_path, tmp_path / "s.duckdb").start()
+    ids = [f"job-{i}" for i in range(4)]
+    for i, d in zip(ids, ("a", "bad", "bug", "b"), strict=True):
+        m.submit(i, tmp_path / d, d, {}, steps_total=2)
+    deadline = time.monotonic() + 30
+    while any(m.get(i)["state"] in ("queued", "running") for i in ids):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    m.stop(wait=5)
+    assert max(overlaps) == 1 and order == ids
+    states = [m.get(i)["state"] for i in ids]
+    assert states == ["succeeded", "failed", "failed", "succeeded"]
+    assert m.get("job-1")["error"] == "bad: column 'x' is odd."  # the server's folder is not shown
+    assert "internal error (RuntimeError)" in m.get("job-2")["error"]
+    assert done == ["run-job-0", "run-job-3"] and m.get("job-3")["progress"] == 1.0
+    m2 = JobManager(tmp_path, tmp_path / "s.duckdb", fit=fit)
+    m2.start()
+    try:
+        assert [m2.get(i)["state"] for i in ids] == states
+        assert json.loads((tmp_path / ".jobs" / "job-0.json").read_text())["run_id"] == "run-job-0"
+    finally:
+        m2.stop()
+
+
+@pytest.mark.slow
+def test_two_real_fits_queue_upload_and_data_root(tmp_path, small_run):
+    """Two real fits, an upload and a data-root path: the second waits for the first."""
     data = small_run[0].parent.parent / "data"
     root = tmp_path / "data_root"
     shutil.copytree(data, root / "brand" / "2025")
     settings = ServeSettings(runs_root=tmp_path / "runs", store=tmp_path / "store.duckdb", data_root=root)
     with LiveServer(settings) as srv:
         a = srv.client.post("/runs", files=_files(data), data={"config": json.dumps(TINY)})
-        assert a.status_code == 202, a.text
-        assert a.headers["location"] == f"/jobs/{a.json()['id']}"
         b = srv.client.post("/runs", json={"data_path": "brand/2025", "config": {**TINY, "horizon": 12}})
-        assert b.status_code == 202, b.text
+        assert a.status_code == b.status_code == 202, (a.text, b.text)
         assert b.json()["state"] == "queued" and b.json()["data"] == "brand/2025"
         ids = (a.json()["id"], b.json()["id"])
-        seen: list = []  # both polled together until both end: never both running
         deadline = time.monotonic() + 300
-        while True:
+        while True:  # both polled together until both end: never both running
             ja, jb = (srv.client.get(f"/jobs/{i}").json() for i in ids)
-            seen += [ja, jb]
             assert not (ja["state"] == "running" and jb["state"] == "running")
             if ja["state"] in ("succeeded", "failed") and jb["state"] in ("succeeded", "failed"):
                 break
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        assert jb["started"] >= ja["finished"]  # b waited for a
-        for job in (ja, jb):
-            assert job["state"] == "succeeded", job
-            assert job["progress"] == 1.0 and job["steps_done"] == job["steps_total"] > 0
-            assert srv.client.get(f"/runs/{job['run_id']}").status_code == 200
-        assert any(j["id"] == ids[1] and j["state"] == "queued" for j in seen)
-        steps = {j["step"] for j in seen if j["state"] == "running"}
-        assert steps & {"short_term", "long_term", "figures", "report", "roi", "prepare", "budget", "store",
-                        "checklist"}
+        assert ja["state"] == jb["state"] == "succeeded" and jb["started"] >= ja["finished"]
         assert srv.client.get(f"/runs/{jb['run_id']}").json()["config"]["horizon"] == 12
-        assert not list((tmp_path / "runs" / ".jobs").glob("*.data"))  # uploads removed once fitted
-        r = srv.client.post("/predict_roi", json={"run_id": ja["run_id"], "plan": {"total": {"Google": 1e4}}})
-        assert r.status_code == 200
-    with LiveServer(settings) as srv:  # a restarted server
-        for job in (ja, jb):
-            again = srv.client.get(f"/jobs/{job['id']}").json()
-            assert again["state"] == "succeeded" and again["run_id"] == job["run_id"]
-            assert srv.client.get(f"/runs/{job['run_id']}").status_code == 200
-        listed = {j["id"] for j in srv.client.get("/jobs").json()["jobs"]}
-        assert {ja["id"], jb["id"]} <= listed
 
 
 def _crashed_job(runs_root: Path, job_id: str, small_run) -> None:
@@ -575,7 +642,7 @@ def test_openapi_fuzz_finds_no_server_error(tmp_path, store, run_id):
         for op in schema.get_all_operations():
             operation = op.ok()
 
-            @settings(max_examples=30, deadline=None, database=None, derandomize=True,
+            @settings(max_examples=20, deadline=None, database=None, derandomize=True,
                       suppress_health_check=list(HealthCheck))
             @given(case=st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
                                   operation.as_strategy(GenerationMode.NEGATIVE)))
@@ -599,7 +666,7 @@ def test_openapi_fuzz_finds_no_server_error(tmp_path, store, run_id):
 
             check()
     assert not failures, failures[:5]
-    assert len(calls) >= 200 and {c[2] for c in calls if c[1] == "/predict_roi"} >= {200, 422}
+    assert len(calls) >= 150 and {c[2] for c in calls if c[1] == "/predict_roi"} >= {200, 422}
 
 
 def test_plan_and_budget_fuzz_finds_no_server_error(server, run_id, loaded):

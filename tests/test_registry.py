@@ -146,31 +146,52 @@ def test_ltae_serve_model_from_the_registry(registered, run_dir, uri, plan, tmp_
     assert res.exit_code == 2 and "cannot fetch" in res.output
 
 
-def test_ltae_run_mlflow_and_a_failed_registration(small_run, tmp_path, monkeypatch):
-    """`ltae run --mlflow` (tracking URI from MLFLOW_TRACKING_URI) registers the run; with an unusable
-    tracking URI the run still completes and the error says how to register it later."""
+def _rerun_args(small_run, tmp_path) -> tuple[list, Path]:
+    """`ltae run` into a copy of the small run's folder with its data and settings: the fits are
+    resumed, not redone."""
     run_dir, _ = small_run
-    data = run_dir.parent.parent / "data"
     out = tmp_path / "out"
-    shutil.copytree(run_dir, out)  # same data and settings: the fits are resumed, not redone
+    shutil.copytree(run_dir, out)
     cfg = tmp_path / "cfg.toml"
     cfg.write_text("replicates = 2\n")
-    args = ["run", "--data", str(data), "--out", str(out), "--config", str(cfg), "--draws", "100", "--tune", "100",
-            "--chains", "2", "--seed", "5"]
-    res = runner.invoke(app, [*args, "--mlflow-uri", "nosuchscheme://x"])
-    assert res.exit_code == 2, res.output
-    assert "register it later with `ltae register --run" in " ".join(res.output.split())
-    first = open_run(out).run_id  # complete and usable
+    return ["run", "--data", str(run_dir.parent.parent / "data"), "--out", str(out), "--config", str(cfg),
+            "--draws", "100", "--tune", "100", "--chains", "2", "--seed", "5"], out
+
+
+def test_ltae_run_mlflow(small_run, tmp_path, monkeypatch):
+    """`ltae run --mlflow`, the tracking URI from MLFLOW_TRACKING_URI, registers the new run."""
+    args, out = _rerun_args(small_run, tmp_path)
     good = f"sqlite:///{tmp_path / 'ml' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", good)
     res = runner.invoke(app, [*args, "--mlflow"])
     assert res.exit_code == 0, res.output
     assert "resumed" in res.output and "registered models:/ltae/1" in res.output
     run_id = open_run(out).run_id
-    assert run_id != first
     mv = _client(good).get_model_version("ltae", "1")
     assert mv.tags["ltae.run_id"] == run_id
-    assert not list(Path.cwd().glob("mlruns"))  # artifacts next to the database, not in the current folder
+    assert _client(good).get_run(mv.run_id).data.params["ltae_run_id"] == run_id
+    assert (tmp_path / "ml" / "artifacts").is_dir()  # next to the database, not in the current folder
+    assert not list(Path.cwd().glob("mlruns"))
+
+
+def test_register_errors(run_dir, tmp_path):
+    res = runner.invoke(app, ["register", "--run", str(run_dir), "--mlflow-uri", "nosuchscheme://x"])
+    assert res.exit_code == 2 and "logging to MLflow failed" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["register", "--run", str(tmp_path), "--mlflow-uri", f"sqlite:///{tmp_path}/m.db"])
+    assert res.exit_code == 2 and "not a finished ltae run" in res.output
+
+
+@pytest.mark.slow
+def test_failed_registration_keeps_the_run(small_run, tmp_path):
+    """With an unusable tracking URI the run still completes and the error says how to register later."""
+    args, out = _rerun_args(small_run, tmp_path)
+    res = runner.invoke(app, [*args, "--mlflow-uri", "nosuchscheme://x"])
+    assert res.exit_code == 2, res.output
+    assert "register it later with `ltae register --run" in " ".join(res.output.split())
+    run_id = open_run(out).run_id  # complete and usable
+    good = f"sqlite:///{tmp_path / 'ml' / 'mlflow.db'}"
+    res = runner.invoke(app, ["register", "--run", str(out), "--mlflow-uri", good])
+    assert res.exit_code == 0 and _client(good).get_model_version("ltae", "1").tags["ltae.run_id"] == run_id
 
 
 def test_mlflow_config_key(tmp_path):

@@ -84,7 +84,9 @@ def test_health_and_openapi(server):
     body = spec["paths"]["/runs"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data"} <= set(body)
     schemas = spec["components"]["schemas"]
-    for name in ("PredictRoiRequest", "OptimizeRequest", "PlanIn", "ErrorBody"):
+    assert body["application/json"]["schema"]["examples"]
+    for name in ("PredictRoiRequest", "OptimizeRequest", "PlanIn", "ErrorBody", "PredictRoiResponse",
+                 "OptimizeResponse", "JobOut", "Health"):
         assert schemas[name].get("examples"), name
     assert "422" in spec["paths"]["/predict_roi"]["post"]["responses"]
     assert server.client.get("/docs").status_code == 200

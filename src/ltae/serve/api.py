@@ -383,6 +383,21 @@ class ScenarioOut(BaseModel):
 
 
 class PredictRoiResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "run_id": "20250101T120000Z-1a2b3c4d-0f0f0f", "channels": ["Google", "LinkedIn"], "credible_interval": 0.95,
+        "roi": [{"channel": "Google", "spend": 2500000.0, "short_term": {"mean": 3.9, "lower": 3.1, "upper": 4.8},
+                 "long_term": {"mean": 1.2, "lower": -0.4, "upper": 2.9},
+                 "total": {"mean": 5.1, "lower": 3.2, "upper": 7.1}}],
+        "scenario": {"plan_start": "2025-01-06", "plan_end": "2025-02-24", "window_start": "2024-12-30",
+                     "window_end": "2025-08-04", "reference": "recent average", "horizon": 24, "n_draws": 2000,
+                     "returns": [{"channel": "all", "extra_spend": 84360.0,
+                                  "short_term": {"mean": 142017.0, "lower": 70195.0, "upper": 239742.0},
+                                  "long_term": {"mean": 452057.0, "lower": -161317.0, "upper": 1153862.0},
+                                  "total": {"mean": 594074.0, "lower": -32224.0, "upper": 1302544.0},
+                                  "roi": {"mean": 7.04, "lower": -0.38, "upper": 15.44}, "prob_positive": 0.97}],
+                     "plan_sales": {"mean": 31500000.0, "lower": 29100000.0, "upper": 33900000.0},
+                     "reference_sales": {"mean": 30900000.0, "lower": 28500000.0, "upper": 33300000.0},
+                     "weekly": None}}]})
     run_id: str
     channels: list[str]
     credible_interval: float
@@ -426,6 +441,15 @@ class Allocation(BaseModel):
 
 
 class OptimizeResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "run_id": "20250101T120000Z-1a2b3c4d-0f0f0f", "budget": 15000000.0, "include_long_term": True, "risk_quantile": None,
+        "success": True, "message": "Optimization terminated successfully",
+        "allocation": [{"channel": "Google", "current_spend": 5000000.0, "optimal_spend": 6400000.0,
+                        "change_pct": 28.0, "expected_return_current": 19500000.0,
+                        "expected_return": {"mean": 23100000.0, "lower": 18200000.0, "upper": 28600000.0}}],
+        "total_return_current": 52000000.0,
+        "total_return": {"mean": 54100000.0, "lower": 44800000.0, "upper": 64900000.0},
+        "uplift": {"mean": 2100000.0, "lower": 600000.0, "upper": 3900000.0}}]})
     run_id: str
     budget: float
     include_long_term: bool
@@ -448,7 +472,11 @@ class RunSubmit(BaseModel):
 
 
 class JobOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "id": "20250101T120000Z-9f8e7d6c", "state": "running", "created": "2025-01-01T12:00:00.000+00:00",
+        "started": "2025-01-01T12:00:00.100+00:00", "finished": None, "step": "short_term", "steps_done": 1,
+        "steps_total": 9, "progress": 0.1111, "data": "brand_x/2025", "run_id": None, "error": None,
+        "notes": [], "attempts": 1}]})
     id: str
     state: Literal["queued", "running", "succeeded", "failed", "interrupted"]
     created: str | None = None
@@ -470,6 +498,9 @@ class JobList(BaseModel):
 
 
 class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"status": "ok", "version": "0.1.0", "runs_loaded": 1, "jobs_queued": 0, "fit_running": False,
+         "auth": True}]})
     status: Literal["ok"] = "ok"
     version: str
     runs_loaded: int

@@ -714,7 +714,9 @@ def serve(
                                                    "(default: uploads only).", show_default=False)] = None,
     model: Annotated[list[str] | None, typer.Option("--model", help="Also serve a registered model, e.g. "
                                                     "models:/ltae/3 (repeatable).", show_default=False)] = None,
-    mlflow_uri: MlflowUriOpt = None,
+    mlflow_uri: Annotated[str | None, typer.Option(
+        "--mlflow-uri", help="MLflow tracking URI for --model and for fits that ask to be registered (default "
+        "$MLFLOW_TRACKING_URI, else sqlite:///$XDG_DATA_HOME/ltae/mlflow/mlflow.db).", show_default=False)] = None,
     cache_size: Annotated[int, typer.Option("--cache-size", min=1, help="Runs kept loaded in memory.")] = 4,
     max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", min=1, help="Largest upload.")] = 200,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Resume fits a stopped server left running "

@@ -744,3 +744,37 @@ def test_plan_and_budget_fuzz_finds_no_server_error(server, run_id, loaded):
     predict()
     optimise()
     assert {(k, s) for k in ("predict", "optimize") for s in (200, 422)} <= set(seen)
+
+
+def test_run_cache_is_bounded_and_follows_the_folder(tmp_path, run_dir, run_id):
+    """A run is read again when its manifest changes; a folder being rewritten is a 409 saying why;
+    a folder now holding another run is a 404; at most cache_size runs stay loaded."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(run_dir, a)
+    shutil.copytree(run_dir, b)
+    man_b = json.loads((b / "manifest.json").read_text())
+    man_b["run_id"] = "other-run"
+    (b / "manifest.json").write_text(json.dumps(man_b))
+    settings = ServeSettings(runs_root=tmp_path / "runs", store=tmp_path / "none.duckdb", cache_size=1)
+    with LiveServer(settings) as srv:
+        runs = srv.app.state.runs
+        runs.add(run_id, a, source="registry")
+        runs.add("other-run", b, source="registry")
+        assert srv.client.get(f"/runs/{run_id}").status_code == 200
+        assert srv.client.get("/runs/other-run").status_code == 200
+        assert len(runs) == 1  # the first was dropped
+        first = runs.entry("other-run")
+        man_b["created"] = "2030-01-01T00:00:00+00:00"  # the folder's manifest changes: read again
+        (b / "manifest.json").write_text(json.dumps(man_b))
+        assert runs.entry("other-run") is not first
+        (a / "manifest.json").write_text(json.dumps({"status": "running", "run_id": "x", "started": "now"}))
+        r = srv.client.get(f"/runs/{run_id}")
+        assert r.status_code == 409 and "incomplete run folder" in r.json()["message"]
+        man_a = json.loads((run_dir / "manifest.json").read_text())
+        (a / "manifest.json").write_text(json.dumps({**man_a, "run_id": "newer"}))
+        r = srv.client.get(f"/runs/{run_id}")
+        assert r.status_code == 404 and "replaced" in r.json()["message"]
+        shutil.rmtree(b)
+        assert err(srv.client.get("/runs/other-run")) == (404, ["run_id"])
+        listed = {r["run_id"]: r["status"] for r in srv.client.get("/runs").json()["runs"]}
+        assert listed == {run_id: "incomplete", "other-run": "missing"}

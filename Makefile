@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "error: no python >= 3.12 found (install python3.13)"; exit 2; fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,docs,dashboard]'
+	$(PY) -m pip install -q -e '.[dev,docs,dashboard,serve,registry,distributed]'
 	@touch $@
 
 venv: $(VENV)/.installed

@@ -1,4 +1,5 @@
-"""Command line: ``ltae generate | check | prepare | run | demo | optimize | scenario | dashboard | runs``.
+"""Command line: ``ltae generate | check | prepare | run | demo | optimize | scenario | dashboard | serve |
+register | runs``.
 
 * ``generate``: synthetic data with known truth; ``check``: validate data + quality report;
   ``prepare``: one weekly table + its roles; ``run``: the whole pipeline; ``demo``: generate + run
@@ -365,7 +366,8 @@ def _progress_runner(console):
     task = prog.add_task("ltae run", total=len(STEPS), step="")
     labels = {"prepare": "validate + prepare data", "short_term": "short-term model (MMM)",
               "long_term": "long-term model (BVAR)", "roi": "ROI", "checklist": "validation checklist",
-              "budget": "budget optimisation", "figures": "figures", "report": "report", "store": "results store"}
+              "budget": "budget optimisation", "figures": "figures", "report": "report", "store": "results store",
+              "registry": "MLflow registry"}
 
     def callback(step: str, status: str) -> None:
         if status == "start":
@@ -435,8 +437,15 @@ def _run_pipeline(data, out, config, overrides: dict, store=None):
     _print_roi(result, console)
     console.print(f"report: {esc(Path(out) / 'report.html')}  ({result.timings.get('total_s', 0):.1f} s)",
                   highlight=False)
+    if result.registry:
+        console.print(f"registered {esc(result.registry['model_uri'])} in MLflow "
+                      f"({esc(result.registry['tracking_uri'])})", highlight=False)
     return result
 
+
+MlflowUriOpt = Annotated[str | None, typer.Option(
+    "--mlflow-uri", help="MLflow tracking URI (implies --mlflow; default $MLFLOW_TRACKING_URI, else "
+    "sqlite:///$XDG_DATA_HOME/ltae/mlflow/mlflow.db).", show_default=False)]
 
 StoreOpt = Annotated[Path | None, typer.Option(
     "--store", help="DuckDB results store (default: $LTAE_STORE, else "
@@ -468,6 +477,10 @@ def run_cmd(
     prior_sensitivity: Annotated[bool, typer.Option("--prior-sensitivity", help="Refit with priors halved and "
                                                     "doubled.")] = False,
     store: StoreOpt = None,
+    mlflow: Annotated[bool, typer.Option("--mlflow", help="Log the finished run to MLflow and register a model "
+                                         "version (the registry extra; default tracking URI: "
+                                         "$MLFLOW_TRACKING_URI, else a local SQLite store).")] = False,
+    mlflow_uri: MlflowUriOpt = None,
 ) -> None:
     """Run the two-step pipeline: short-term MMM, long-term BVAR, ROI, checklist, budget, report."""
     overrides = {
@@ -475,6 +488,7 @@ def run_cmd(
         "sampling": {"draws": draws, "tune": tune, "chains": chains, "sampler": sampler, "seed": seed},
         "horizon": horizon, "budget": budget, "holdout_weeks": holdout,
         "prior_sensitivity": prior_sensitivity or None,
+        "mlflow": {"enabled": True if (mlflow or mlflow_uri) else None, "tracking_uri": mlflow_uri},
     }
     _run_pipeline(data, out, config, overrides, store)
 
@@ -687,6 +701,71 @@ def dashboard(
         cmd += ["--run", str(run_dir.resolve())]
     out_console().print(f"dashboard on http://{host}:{port} (Ctrl+C stops it)", highlight=False)
     raise typer.Exit(subprocess.call(cmd))
+
+
+@app.command()
+@handle_errors
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to bind; anything but loopback needs "
+                                      "LTAE_API_TOKEN.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8000,
+    runs_dir: Annotated[Path, typer.Option("--runs", help="Folder for fits made through the API (POST /runs) "
+                                           "and their job records.")] = Path("ltae_runs"),
+    store: StoreOpt = None,
+    data_root: Annotated[Path | None, typer.Option("--data-root", help="Folder whose files POST /runs may name "
+                                                   "(default: uploads only).", show_default=False)] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", help="Also serve a registered model, e.g. "
+                                                    "models:/ltae/3 (repeatable).", show_default=False)] = None,
+    mlflow_uri: Annotated[str | None, typer.Option(
+        "--mlflow-uri", help="MLflow tracking URI for --model and for fits that ask to be registered (default "
+        "$MLFLOW_TRACKING_URI, else sqlite:///$XDG_DATA_HOME/ltae/mlflow/mlflow.db).", show_default=False)] = None,
+    cache_size: Annotated[int, typer.Option("--cache-size", min=1, help="Runs kept loaded in memory.")] = 4,
+    max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", min=1, help="Largest upload.")] = 200,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Resume fits a stopped server left running "
+                                         "(else mark them interrupted).")] = True,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+) -> None:
+    """The HTTP API (FastAPI): runs, ROI, spend-plan predictions, budget optimisation, background fits.
+
+    With LTAE_API_TOKEN set, every route but /health needs 'Authorization: Bearer <token>'."""
+    from ltae.data.validate import DataValidationError
+
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise DataValidationError("FastAPI and uvicorn are not installed", hint="pip install 'ltae[serve]'") from None
+    from ltae.serve.api import ServeSettings, check_exposure
+    from ltae.serve.api import serve as serve_api
+
+    token = os.environ.get("LTAE_API_TOKEN", "").strip() or None
+    check_exposure(host, token)
+    if data_root is not None and not data_root.is_dir():
+        raise DataValidationError("folder not found", file=str(data_root), hint="--data-root takes a folder")
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise DataValidationError("not a folder", file=str(runs_dir), hint="--runs takes a folder")
+    settings = ServeSettings(runs_root=runs_dir.resolve(), store=store, data_root=data_root.resolve() if data_root
+                             else None, token=token, cache_size=cache_size, max_upload_bytes=max_upload_mb << 20,
+                             resume=resume, models=list(model or []), mlflow_tracking_uri=mlflow_uri)
+    out_console().print(f"ltae API on http://{host}:{port} (docs: /docs; Ctrl+C stops it)"
+                        + ("; bearer token required" if token else ""), highlight=False)
+    serve_api(settings, host=host, port=port, log_level=log_level)
+
+
+@app.command()
+@handle_errors
+def register(
+    run_dir: Annotated[Path, typer.Option("--run", help="Output folder of a finished `ltae run`.")],
+    mlflow_uri: MlflowUriOpt = None,
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment.")] = "ltae",
+    model_name: Annotated[str, typer.Option("--model-name", help="Registered model name.")] = "ltae",
+) -> None:
+    """Log a finished run to MLflow (params, metrics, artefacts) and register it as a model version."""
+    from ltae.store.registry import log_run
+
+    info = log_run(run_dir, tracking_uri=mlflow_uri, experiment=experiment, model_name=model_name)
+    out_console().print(f"registered {esc(info['model_uri'])} (MLflow run {info['mlflow_run_id']}, "
+                        f"{esc(info['tracking_uri'])})", highlight=False)
 
 
 @app.command()

@@ -72,6 +72,19 @@ class SamplingConfig(BaseModel):
 PIPELINE_BVAR = {"structure": "chain", "direct_spend_effect": False, "carryover": [0.0, 0.2, 0.4, 0.6, 0.8]}
 
 
+class MlflowConfig(BaseModel):
+    """Log the finished run to an MLflow tracking server and register it as a model version
+    (``ltae run --mlflow``; needs the ``registry`` extra). Not part of any step key."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    # None: $MLFLOW_TRACKING_URI, else a local SQLite store in ltae's data folder
+    # (see ltae.store.registry.default_tracking_uri)
+    tracking_uri: str | None = None
+    experiment: str = Field("ltae", min_length=1)
+    model_name: str = Field("ltae", min_length=1)
+
+
 class RunConfig(BaseModel):
     """Every setting of a run (a TOML/YAML file's top level; CLI options override it). See
     docs/configuration.md for each key, its default and its unit."""
@@ -106,6 +119,7 @@ class RunConfig(BaseModel):
     prior_sensitivity: bool = False
     holdout_weeks: int = Field(0, ge=0)
     credible_interval: float = 0.95
+    mlflow: MlflowConfig = MlflowConfig()
 
     @field_validator("bvar_priors", mode="before")
     @classmethod

@@ -337,7 +337,31 @@ def run(data=None, out="ltae_output", config: RunConfig | dict | None = None,
     :class:`ltae.config.ConfigError` for settings that do not fit the data, before writing anything.
     ``store_path``: the DuckDB results store (default :func:`ltae.store.results.default_store`)."""
     with contextlib.ExitStack() as stack:  # holds the output folder's lock until the run ends
-        return _run(data, out, config, progress, store_path, stack)
+        result = _run(data, out, config, progress, store_path, stack)
+    _register(result, progress or _noop)  # after the lock is released: the folder is a finished run
+    return result
+
+
+def _register(result: RunResult, progress) -> None:
+    """With ``mlflow.enabled`` in the config: log the finished run to MLflow and register a model
+    version (``ltae.store.registry.log_run``)."""
+    cfg = RunConfig.model_validate(result.config)
+    if not cfg.mlflow.enabled:
+        return
+    from ltae.store.registry import RegistryError, log_run
+
+    progress("registry", "start")
+    m = cfg.mlflow
+    try:
+        result.registry = log_run(result.out_dir, tracking_uri=m.tracking_uri, experiment=m.experiment,
+                                  model_name=m.model_name)
+    except RegistryError as exc:
+        raise RegistryError(exc.problem, file=exc.file,
+                            hint=f"the run itself is complete in {result.out_dir}; register it later with "
+                                 f"`ltae register --run {result.out_dir}`") from None
+    progress("registry", f"note: registered {result.registry['model_uri']} in MLflow "
+                         f"({result.registry['tracking_uri']}, run {result.registry['mlflow_run_id']})")
+    progress("registry", "done")
 
 
 def new_run_id(cfg: RunConfig, data_hash: str) -> str:

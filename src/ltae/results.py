@@ -80,6 +80,7 @@ class RunResult:
     diagnostics: dict
     out_dir: str = ""
     figures: dict = field(default_factory=dict)  # name -> relative path
+    registry: dict | None = None  # where the run was logged in MLflow (config key `mlflow`), see ltae.store.registry
 
     def roi_summary(self) -> pd.DataFrame:
         """A copy of the ROI table (roi.csv)."""

@@ -13,7 +13,11 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from ltae.models.transforms import geometric_adstock_from_stack, hill, lag_stack
+from ltae.models.transforms import _LOG_FLOOR, geometric_adstock_from_stack, lag_stack
+
+_LOG_FLOOR_LOG = float(np.log(_LOG_FLOOR))
+# scipy's SLSQP finite-difference step (``eps``): the gradient below takes the same differences
+_FD_STEP = float(np.sqrt(np.finfo(np.float64).eps))
 
 
 class ResponseModel:
@@ -31,6 +35,11 @@ class ResponseModel:
         # adstock is linear in spend: compute once, scale by the multiplier later
         self.ad = geometric_adstock_from_stack(stack, alpha[idx], l_max, normalize)  # (S, T, C)
         self.kappa, self.lam, self.beta = kappa[idx][:, None, :], lam[idx][:, None, :], beta[idx]
+        # Hill(ad * m) = sigmoid(kappa * (max(log ad + log m, log floor) - log lam)): the logs of the
+        # adstocked spend are taken once, so a new multiplier costs no logarithm over (S, T, C)
+        with np.errstate(divide="ignore"):
+            self._log_ad = np.log(self.ad)  # -inf where there is no adstocked spend
+        self._log_lam = np.log(self.lam)
         self.y_scale = y_scale
         if lt_roi is None:
             self.lt = np.zeros((len(idx), self.spend.shape[1]))
@@ -48,9 +57,13 @@ class ResponseModel:
                    lt_roi=lt_roi, max_draws=max_draws, seed=seed)
 
     def short_term(self, mult: np.ndarray) -> np.ndarray:
-        """(S, C) window contribution for multipliers ``mult`` (C,)."""
-        sat = hill(self.ad * np.asarray(mult)[None, None, :], self.kappa, self.lam)
-        return (sat * self.beta[:, None, :]).sum(axis=1) * self.y_scale
+        """(S, C) window contribution for multipliers ``mult`` (C,): ``hill(ad * mult)`` (its log
+        floor included) times beta, summed over the window."""
+        with np.errstate(divide="ignore"):
+            log_m = np.log(np.asarray(mult, float))
+        logx = np.maximum(self._log_ad + log_m[None, None, :], _LOG_FLOOR_LOG)
+        sat = 0.5 * (1.0 + np.tanh(0.5 * self.kappa * (logx - self._log_lam)))
+        return sat.sum(axis=1) * self.beta * self.y_scale
 
     def total_return(self, mult: np.ndarray, include_long_term: bool = True) -> np.ndarray:
         """(S, C) return over the window for spend multipliers ``mult`` (C,): short-term contribution plus,
@@ -162,15 +175,38 @@ def optimize_budget(response: ResponseModel, budget: float | None = None, channe
         raise ValueError(f"budget {budget:,.0f} is outside what the bounds allow "
                          f"({lo.sum():,.0f} to {hi.sum():,.0f}); widen --bounds or change --budget")
     norm = max(budget, 1.0)
+    hi_n = hi / norm
+    last: dict = {}
+
+    def per_channel(x):  # (S, C) return of each channel at x (the last one is kept: jac follows fun)
+        key = x.tobytes()
+        if last.get("key") != key:
+            last.update(key=key, r=response.total_return(x * norm / cur, include_long_term))
+        return last["r"]
+
+    def value(total):  # posterior mean (or quantile) over draws, axis 0
+        return np.quantile(total, risk_quantile, axis=0) if risk_quantile is not None else total.mean(axis=0)
 
     def objective(x):
-        r = response.total_return(x * norm / cur, include_long_term).sum(axis=1)
-        val = np.quantile(r, risk_quantile) if risk_quantile is not None else r.mean()
-        return -val / norm
+        return -value(per_channel(x).sum(axis=1)) / norm
+
+    def gradient(x):
+        # forward differences of the objective with SLSQP's own step (backward at an upper bound).
+        # Channels are separable (the media response is additive and each channel's long-term
+        # return is its own), so one evaluation with every channel stepped gives each channel's
+        # stepped return: C + 1 evaluations become 2.
+        r0 = per_channel(x)
+        base = r0.sum(axis=1)
+        h = np.where(x + _FD_STEP > hi_n, -_FD_STEP, _FD_STEP)
+        dx = (x + h) - x
+        r1 = response.total_return((x + h) * norm / cur, include_long_term)
+        stepped = base[:, None] - r0 + r1  # (S, C): the total with channel c stepped
+        return -(value(stepped) - value(base)) / dx / norm
 
     x0 = np.clip(cur * budget / cur.sum(), lo, hi) / norm
-    res = minimize(objective, x0, method="SLSQP", bounds=list(zip(lo / norm, hi / norm, strict=True)),
-                   constraints=[{"type": "eq", "fun": lambda x: x.sum() - budget / norm}],
+    res = minimize(objective, x0, jac=gradient, method="SLSQP", bounds=list(zip(lo / norm, hi_n, strict=True)),
+                   constraints=[{"type": "eq", "fun": lambda x: x.sum() - budget / norm,
+                                 "jac": lambda x: np.ones_like(x)}],
                    options={"maxiter": 200, "ftol": 1e-10})
     opt = res.x * norm
     q = (1.0 - credible_interval) / 2.0
@@ -190,6 +226,8 @@ def optimize_budget(response: ResponseModel, budget: float | None = None, channe
     tot_cur, tot_opt = r_cur.sum(1), r_opt.sum(1)
     df.attrs.update({"success": bool(res.success), "message": str(res.message), "budget": budget,
                      "total_return_current": float(tot_cur.mean()), "total_return_optimal": float(tot_opt.mean()),
+                     "total_return_optimal_lower": float(np.quantile(tot_opt, 0.025)),
+                     "total_return_optimal_upper": float(np.quantile(tot_opt, 0.975)),
                      "uplift_mean": float((tot_opt - tot_cur).mean()),
                      "uplift_lower": float(np.quantile(tot_opt - tot_cur, q)),
                      "uplift_upper": float(np.quantile(tot_opt - tot_cur, 1.0 - q)),

@@ -591,9 +591,13 @@ def _long_term(irf: np.ndarray, dspend: np.ndarray) -> np.ndarray:
     """Long-term response per channel, (S, W, C): irf (S, H, C) convolved over weeks with dspend (W, C)."""
     S, H, C = irf.shape
     W = len(dspend)
+    K = min(H, W)
     out = np.zeros((S, W, C))
-    for h in range(min(H, W)):
-        out[:, h:, :] += irf[:, h, None, :] * dspend[None, :W - h, :]
+    for c in np.flatnonzero(np.any(dspend != 0, axis=0)):  # a channel at the recent average adds nothing
+        toeplitz = np.zeros((K, W))  # [h, w] = dspend[w - h]: the spend of week w - h, h weeks back
+        for h in range(K):
+            toeplitz[h, h:] = dspend[:W - h, c]
+        out[:, :, c] = irf[:, :K, c] @ toeplitz
     return out
 
 

@@ -189,3 +189,13 @@ def run_roi(path: str | Path, run_id: str, timeout: float | None = None) -> pd.D
     """The ROI table of one recorded run (read-only)."""
     return _read(path, f"SELECT run_id, {', '.join(ROI_COLUMNS)} FROM roi WHERE run_id = ? ORDER BY channel", [run_id],
                  ["run_id", *ROI_COLUMNS], timeout)
+
+
+def run_record(path: str | Path, run_id: str, timeout: float | None = None) -> dict | None:
+    """One run's row of the ``runs`` table as a dict (``out_dir``, ``created``, ...), or None when the
+    store, its table or the run is missing. Read-only, like :func:`list_runs`."""
+    df = _read(path, "SELECT run_id, created, out_dir, n_weeks, n_channels, sampler, draws, chains, seed, "
+                     "total_s, checklist_pass, checklist_total FROM runs WHERE run_id = ?", [run_id], [], timeout)
+    if df.empty:
+        return None
+    return df.iloc[0].to_dict()

@@ -43,7 +43,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from ltae.models import sampling
-from ltae.models.transforms import geometric_adstock_from_stack, hill, lag_stack
+from ltae.models.transforms import adstock_weights, geometric_adstock_from_stack, hill, lag_stack
 
 _DIGITAL = re.compile(
     r"google|search|sem|seo|linkedin|facebook|meta|instagram|tiktok|youtube|social|display|digital|"
@@ -276,6 +276,7 @@ class ShortTermMMM:
         channel_groups: dict[str, list[str]] | None = None,
         priors: MMMPriors | None = None,
         dates=None,
+        lift_tests=None,
     ):
         self.priors = priors or MMMPriors()
         self.sales = np.asarray(sales, dtype=float).reshape(-1)
@@ -319,6 +320,10 @@ class ShortTermMMM:
         self.model = None
         self.idata = None
         self.fit_info: dict = {}
+        self.lift_tests = None if lift_tests is None or not len(lift_tests) else pd.DataFrame(lift_tests).reset_index(
+            drop=True)
+        if self.lift_tests is not None and not (self.priors.effect_scale == "roi" and self.priors.marginalize_linear):
+            raise ValueError("lift tests need the ROI-scale prior with the linear effects integrated out (the defaults)")
 
     # ------------------------------------------------------------------------------------------
     @classmethod
@@ -451,6 +456,55 @@ class ShortTermMMM:
         offset = xr.sum(axis=-1) * p.roi_mu_mean
         return (xp.concatenate(parts, axis=-1), offset)
 
+    # ---- lift tests: Gaussian observations of the ROI effects ----------------------------------------
+    # A lift test measures the extra sales over weeks W caused by a spend change in one channel. Given
+    # adstock and Hill, the model's lift is linear in the channel's ROI: lift = rel_c * a with
+    # a = roi_weight_c * [sum_W Hill(Adstock(spend + change)) - sum_W Hill(Adstock(spend))] / sum_t Hill(..),
+    # and rel_c is linear in the standardised linear effects. So each test is one more Gaussian row
+    # of the marginalised linear system (exact), with its standard error as noise.
+    def _lift_design(self) -> dict | None:
+        """Arrays of the lift tests, on the model's scale: channel index (n,), measurement window
+        (n, T) 0/1, lagged perturbed spend (n, T, L), lift / y_scale (n,), se / y_scale (n,)."""
+        if self.lift_tests is None:
+            return None
+        lt = self.lift_tests
+        dates = pd.DatetimeIndex(self.dates)
+        T, L = self.n_weeks, self.priors.l_max
+        n = len(lt)
+        cidx = np.array([self.channels.index(c) for c in lt["channel"]])
+        window, stack = np.zeros((n, T)), np.zeros((n, T, L))
+        for i, r in enumerate(lt.itertuples()):
+            test = (dates >= pd.Timestamp(r.start)) & (dates <= pd.Timestamp(r.end))
+            until = getattr(r, "measured_until", None)
+            until = r.end if until is None or pd.isna(until) else until
+            window[i] = (dates >= pd.Timestamp(r.start)) & (dates <= pd.Timestamp(until))
+            x = self.spend[:, cidx[i]].copy()
+            x[test] += float(r.spend_change) / max(int(test.sum()), 1)
+            stack[i] = lag_stack(np.maximum(x, 0.0)[:, None] / self.spend_scale[cidx[i]], L)[:, 0, :]
+        return {"channel": cidx, "window": window, "stack": stack,
+                "lift": lt["lift"].to_numpy(float) / self.y_scale, "se": lt["lift_se"].to_numpy(float) / self.y_scale}
+
+    def _lift_rows(self, sat, alpha, kappa, lam, sd_g, lift: dict, xp=np):
+        """The tests' rows of the linear system: (Z (..., n, q), y~ (..., n)) already divided by the
+        standard errors; ``sat`` (..., T, C) and the parameters (..., C) as in :meth:`_linear_blocks`."""
+        p = self.priors
+        G, C = len(self.group_names), len(self.channels)
+        c = lift["channel"]
+        w = adstock_weights(alpha[..., c], p.l_max, p.normalize_adstock, xp=xp)  # (..., n, L)
+        ad = (lift["stack"] * w[..., :, None, :]).sum(axis=-1)  # (..., n, T)
+        base = xp.moveaxis(sat[..., :, c], -1, -2) if xp is np else sat[:, c].T  # (..., n, T)
+        pert = hill(ad, kappa[..., c][..., None], lam[..., c][..., None], xp=xp)
+        dsum = ((pert - base) * lift["window"]).sum(axis=-1)  # (..., n)
+        a = lift["roi_weight"][c] * dsum / (base.sum(axis=-1) + 1e-12)  # lift per unit of rel_c
+        onehot = np.eye(G)[self.group_index][c]  # (n, G)
+        chan = np.eye(C)[c]  # (n, C)
+        cols = [a[..., None] * (p.roi_mu_sd * onehot), a[..., None] * sd_g[..., c][..., None] * chan]
+        rest = self._n_eta() - G - C
+        if rest:
+            cols.append(xp.zeros(tuple(a.shape) + (rest,)) if xp is np else xp.zeros((len(c), rest)))
+        se = lift["se"]
+        return xp.concatenate(cols, axis=-1) / se[..., :, None], (lift["lift"] - a * p.roi_mu_mean) / se
+
     def _group_sigma(self, pm, pt):
         """Within-group spread of ROI / r0: learned per group (default), one shared scale
         (``shared_sigma``) or known (``roi_sigma_fixed``)."""
@@ -477,10 +531,21 @@ class ShortTermMMM:
         sigma, sigma_level = self._noise_scales(pm, pt)
         Wt, sum_log_f = local_level_whiten(E, sigma, sigma_level, m0, p.intercept_sd**2, T)
         yt, Z = Wt[:, 0], Wt[:, 1:]
+        n_obs = T
+        lift = self._lift_design()
+        if lift is not None:  # the lift tests' rows join the whitened sales rows
+            lift = {k: (pm.Data(f"lift_{k}", v) if k != "channel" else v) for k, v in lift.items()}
+            lift["roi_weight"] = data["roi_weight"]
+            model = pm.modelcontext(None)
+            Zl, yl = self._lift_rows(sat, model["adstock_alpha"], model["hill_kappa"], model["hill_lambda"], sd_g,
+                                     lift, xp=pt)
+            Z, yt = pt.concatenate([Z, Zl], axis=0), pt.concatenate([yt, yl])
+            sum_log_f = sum_log_f + pt.sum(pt.log(lift["se"] ** 2))
+            n_obs = T + self.lift_tests.shape[0]
         prec = pt.eye(self._n_eta()) + Z.T @ Z
         Lp = sl.cholesky(prec, lower=True)
         w = sl.solve_triangular(Lp, Z.T @ yt, lower=True)
-        loglik = -0.5 * (T * np.log(2 * np.pi) + sum_log_f + yt @ yt - w @ w) - pt.sum(pt.log(pt.diag(Lp)))
+        loglik = -0.5 * (n_obs * np.log(2 * np.pi) + sum_log_f + yt @ yt - w @ w) - pt.sum(pt.log(pt.diag(Lp)))
         pm.Potential("y_loglik", loglik)
 
     def _noise_scales(self, pm, pt):
@@ -525,12 +590,19 @@ class ShortTermMMM:
         eta = np.empty((S, q))
         m0 = np.zeros(1 + q)
         m0[0] = 1.0
+        lift = self._lift_design()
+        if lift is not None:
+            lift["roi_weight"] = d.roi_weight
+            alpha, kappa, lam = st("adstock_alpha"), st("hill_kappa"), st("hill_lambda")
         for a in range(0, S, chunk):
             sl = slice(a, a + chunk)
             XL, offset = self._linear_blocks(sat_all[sl], sd[sl][:, self.group_index], d)
             E = np.concatenate([(d.y[None, :] - offset)[..., None], XL], axis=-1)
             Wt = local_level_whiten_np(E, sigma[sl], sigma_level[sl], m0, p.intercept_sd**2)
             yt, Z = Wt[..., 0], Wt[..., 1:]
+            if lift is not None:
+                Zl, yl = self._lift_rows(sat_all[sl], alpha[sl], kappa[sl], lam[sl], sd[sl][:, self.group_index], lift)
+                Z, yt = np.concatenate([Z, Zl], axis=-2), np.concatenate([yt, yl], axis=-1)
             Lp = np.linalg.cholesky(np.eye(q) + np.swapaxes(Z, -1, -2) @ Z)
             w = np.linalg.solve(Lp, (np.swapaxes(Z, -1, -2) @ yt[..., None]))[..., 0]
             xi = rng.standard_normal(w.shape)

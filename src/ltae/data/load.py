@@ -319,9 +319,11 @@ def _typed(table: Table, date_col: str | None = None, *, spend: bool = False, ge
         try:
             check_duplicates(out, keys)
         except DataValidationError as e:
+            more = (f"if the rows are markets, the file needs the market column '{geo}' (a file without it holds "
+                    "one series for every market)" if geo else
+                    "if the rows are markets, name the market column with --geo")
             raise DataValidationError(e.problem, file=e.file, column=e.column, row=e.row, row_kind=e.row_kind,
-                                      hint=f"{e.hint}; if the rows are markets, name the market column with "
-                                      "--geo") from None
+                                      hint=f"{e.hint}; {more}") from None
     else:
         check_duplicates(out, [*keys, gcol], column=DATE)
     out.df = out.df.sort_values(DATE, kind="stable")

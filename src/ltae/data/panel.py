@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -52,7 +52,7 @@ class PanelDataset(Mapping[str, MMMDataset]):
 
     def __init__(self, datasets: Mapping[str, MMMDataset], *, geo: str = GEO, source: str = "",
                  population: Mapping[str, float] | None = None, population_name: str = POPULATION,
-                 notices=()) -> None:
+                 notices: Sequence[str] = ()) -> None:
         ds = {str(m): d for m, d in datasets.items()}
         if not ds:
             raise ValueError("a PanelDataset needs at least one market")

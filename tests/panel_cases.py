@@ -77,7 +77,8 @@ def meridian_frame(data: GeoSyntheticData, *, revenue_per_conversion: bool = Tru
             f["revenue_per_conversion"] = price[m]
         f["population"] = 100_000.0 * (k + 1)
         rows.append(f)
-    return pd.concat(rows).sort_values(["time", "geo"], kind="stable").reset_index(drop=True)
+    # the index (0..weeks-1 in each market) is what pandas writes as the unnamed first column
+    return pd.concat(rows).sort_values(["time", "geo"], kind="stable")
 
 
 def pymc_frame(data: GeoSyntheticData) -> pd.DataFrame:

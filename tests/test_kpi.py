@@ -60,6 +60,7 @@ def test_conversion_with_a_number():
                                 "unit": "currency", "revenue_per_kpi": 2.5, "column": None, "detected": False,
                                 "converted": True}
     assert any("converted to currency" in n for n in ds.notices)
+    assert (ds.kpi_type, ds.revenue_per_kpi) == ("revenue", 2.5)
     np.testing.assert_array_equal(ds.spend["tv"].to_numpy(), df["tv"].to_numpy())  # spend untouched
 
 
@@ -68,7 +69,7 @@ def test_conversion_with_a_column_is_row_by_row_before_daily_rows_are_summed():
     conversions x an average price."""
     df = frame(n=7 * 60, freq="D")
     ds = MMMDataset.from_frame(df, "conversions", ["tv"], revenue_per_kpi="price")
-    assert ds.kpi.column == "price" and ds.kpi.revenue_per_kpi is None
+    assert ds.kpi.column == "price" and ds.kpi.revenue_per_kpi is None and ds.revenue_per_kpi == "price"
     daily = (df["conversions"] * df["price"]).to_numpy()
     np.testing.assert_allclose(ds.target.to_numpy(), daily.reshape(60, 7).sum(1))
     assert "price" not in ds.to_frame().columns  # used, not a control

@@ -142,6 +142,7 @@ def test_meridian_geo_layout_is_recognised(tmp_path, data):
     assert p.control_names == ("competitor_sales_control", "sentiment_score_control")
     assert p.population == {"Geo0": 100_000.0, "Geo1": 200_000.0, "Geo2": 300_000.0}
     assert p.target_name == "conversions_revenue"
+    assert (p.kpi_type, p.revenue_per_kpi) == ("revenue", "revenue_per_conversion")
     assert p.kpi.to_dict() == {"type": "revenue", "name": "conversions", "target": "conversions_revenue",
                                "unit": "currency", "revenue_per_kpi": None, "column": "revenue_per_conversion",
                                "detected": False, "converted": True}
@@ -320,6 +321,10 @@ def test_negative_spend_in_one_market_names_market_file_and_line(folder, data):
     assert (e.value.market, e.value.file, e.value.column, e.value.row) == (m, "marketing_spend.csv", "Spend", idx + 2)
     assert str(e.value).startswith(f"marketing_spend.csv, column 'Spend', market '{m}', line {idx + 2} (Date ")
     assert "negative spend -50.0" in str(e.value)
+    import pickle  # errors cross process boundaries (Dask) whole
+
+    back = pickle.loads(pickle.dumps(e.value))
+    assert (back.market, str(back)) == (m, str(e.value))
 
 
 @pytest.mark.parametrize("case", ["nan_target", "duplicate", "unknown_market", "market_without_brand",

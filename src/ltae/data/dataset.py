@@ -84,6 +84,16 @@ class MMMDataset:
         return len(self.dates)
 
     @property
+    def kpi_type(self) -> str:
+        """``"revenue"`` or ``"non_revenue"`` (``kpi.type``)."""
+        return self.kpi.type
+
+    @property
+    def revenue_per_kpi(self) -> float | str | None:
+        """The number or the column the KPI was converted to currency with, else ``None``."""
+        return self.kpi.revenue_per_kpi if self.kpi.revenue_per_kpi is not None else self.kpi.column
+
+    @property
     def data_roles(self) -> DataRoles:
         """The resolved :class:`~ltae.data.roles.DataRoles` of this dataset (date column ``Date``)."""
         return DataRoles.of_dataset(self.target_name, self.channels, self.control_names, self.brand_names)

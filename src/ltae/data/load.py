@@ -32,8 +32,8 @@ and ``revenue_per_conversion`` (or ``revenue_per_kpi``) converts the KPI to curr
 ``kpi_type="non_revenue"``). ``*_impression`` columns and the other columns are not used (a notice
 lists them; name them with the options to use them). Every option given overrides its default.
 
-A first column without a name (``""`` or ``Unnamed: 0``) holding distinct whole numbers is a row
-index that pandas wrote, and is dropped with a notice.
+A first column without a name (``""`` or ``Unnamed: 0``) holding whole numbers is a row index that
+pandas wrote, and is dropped with a notice.
 
 **What the target measures** (:mod:`ltae.data.kpi`): ``kpi_type`` and ``revenue_per_kpi``.
 """
@@ -231,8 +231,8 @@ def _frame_table(df: pd.DataFrame, name: str) -> Table:
 
 
 def _drop_index_column(table: Table, notes: list[str]) -> None:
-    """Drop a first column without a name (``""``, ``Unnamed: 0``) that holds distinct whole numbers: a
-    row index written by pandas (Meridian's example CSVs have one)."""
+    """Drop a first column without a name (``""``, ``Unnamed: 0``) that holds whole numbers: a row index
+    written by pandas (Meridian's example CSVs have one)."""
     df = table.df
     if df.shape[1] < 2:
         return
@@ -241,7 +241,7 @@ def _drop_index_column(table: Table, notes: list[str]) -> None:
         return
     vals, bad = to_float(df.iloc[:, 0])
     v = vals.to_numpy()
-    if bad.any() or np.isnan(v).any() or not np.all(v == np.round(v)) or len(np.unique(v)) != len(v):
+    if bad.any() or np.isnan(v).any() or not np.all(v == np.round(v)):
         return
     table.df = df.iloc[:, 1:]
     notes.append(f"{table.name}: dropped the first column '{name}' (a row index without a name)")

@@ -151,6 +151,16 @@ class PanelDataset(Mapping[str, MMMDataset]):
         return self._first.kpi
 
     @property
+    def kpi_type(self) -> str:
+        """``"revenue"`` or ``"non_revenue"`` (``kpi.type``)."""
+        return self.kpi.type
+
+    @property
+    def revenue_per_kpi(self) -> float | str | None:
+        """The number or the column the KPI was converted to currency with, else ``None``."""
+        return self._first.revenue_per_kpi
+
+    @property
     def dates(self) -> pd.DatetimeIndex:
         """The weeks (the same in every market)."""
         return self._first.dates

@@ -72,7 +72,10 @@ def test_dataset_roles_keep_the_data_hash_stable():
     df = pd.DataFrame({"Date": dates, "revenue": np.linspace(100, 200, 60), "tv": 1.0})
     ds = MMMDataset.from_frame(df, target="revenue", channels=["tv"])
     assert ds.roles == {"target": "revenue", "date_col": "Date", "channels": ["tv"], "controls": [], "brand": []}
-    assert set(ds.roles) == set(DataRoles.column_role_names())
+    # the market roles (geo, population) are unset for one market
+    assert set(ds.roles) == set(DataRoles.column_role_names()) - {"geo", "population"}
+    # the hash this frame had before the market and KPI roles were added
+    assert ds.data_hash() == "dffce98fbe2e33aa61c50c207d93e46a340df152a8e8edfa6a75c5dd4df0af37"
 
 
 def test_run_command_carries_its_role_options_to_the_loader(folder, tmp_path):

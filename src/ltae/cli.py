@@ -173,12 +173,19 @@ def _role_option(name: str) -> inspect.Parameter:
 
     Every role option defaults to ``None`` (not given), so a configuration file's value or the
     field's default applies; lists are one comma-separated string on the command line."""
+    import typing
+
     field = DataRoles.model_fields[name]
     typ = int if field.annotation is int else str
     help_text = field.description or ""
     if field.default is not None:
         help_text = f"{help_text.rstrip('.')} (default {field.default})."
-    extra = {"min": 1} if typ is int else {}
+    extra: dict = {"min": 1} if typ is int else {}
+    choices = tuple(v for a in typing.get_args(field.annotation) if typing.get_origin(a) is typing.Literal
+                    for v in typing.get_args(a))
+    if choices:  # a closed set of values (--kpi-type revenue|non_revenue)
+        typ = typing.Literal[choices]
+        extra["case_sensitive"] = False
     opt = typer.Option(DataRoles.flag(name), help=help_text, show_default=False, **extra)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[typ | None, opt])
@@ -207,24 +214,63 @@ def data_role_options(func):
     return wrapper
 
 
+def kpi_text(kpi) -> str:
+    """One line saying what the target measures (for the dataset summary)."""
+    if kpi.converted:
+        by = kpi.column if kpi.column else f"{kpi.revenue_per_kpi:g}"
+        return f"revenue: {kpi.name} x {by} (currency); ROI in currency"
+    if kpi.is_revenue:
+        return "revenue (currency); ROI in currency per unit of spend"
+    return (f"non-revenue: {kpi.unit}; results in {kpi.unit} per unit of spend and cost per incremental "
+            f"{kpi.unit} (CPIK)")
+
+
 def print_dataset(ds, console=None) -> None:
-    """Print a dataset's summary (source, weeks, roles, data hash) and its notices."""
+    """Print a dataset's summary (source, weeks, roles, what the target measures, data hash) and its
+    notices; for data of several markets (:class:`~ltae.data.panel.PanelDataset`) also one row per
+    market (weeks, spend per channel, population)."""
     from rich.table import Table
 
+    from ltae.data.panel import PanelDataset
     from ltae.data.validate import fmt_date
 
     console = console or out_console()
-    t = Table(title="Dataset", show_header=False)
+    panel = isinstance(ds, PanelDataset)
+    t = Table(title="Dataset" + (f" ({ds.n_markets} markets)" if panel else ""), show_header=False)
     t.add_column("", style="bold")
     t.add_column("")
     t.add_row("source", esc(ds.source))
-    t.add_row("weeks", f"{ds.n_weeks} ({fmt_date(ds.dates[0])} to {fmt_date(ds.dates[-1])}, {ds.dates.freqstr})")
+    if panel:
+        t.add_row("markets", esc(f"{ds.n_markets} (column '{ds.geo}'): {', '.join(ds.markets)}"))
+    t.add_row("weeks", f"{ds.n_weeks} ({fmt_date(ds.dates[0])} to {fmt_date(ds.dates[-1])}, {ds.dates.freqstr})"
+              + (" in every market" if panel else ""))
     t.add_row("target", esc(ds.target_name))
+    t.add_row("KPI", esc(kpi_text(ds.kpi)))
     t.add_row("channels", esc(", ".join(ds.channels)))
     t.add_row("controls", esc(", ".join(ds.control_names) or "-"))
     t.add_row("brand", esc(", ".join(ds.brand_names) or "-"))
+    if panel:
+        t.add_row("population", esc(f"column '{ds.population_name}'") if ds.population else "-")
     t.add_row("data hash", ds.data_hash()[:16])
     console.print(t)
+    if panel:
+        ms = ds.market_summary()
+        mt = Table(title="Markets (totals over the weeks)")
+        mt.add_column("market")
+        mt.add_column("weeks", justify="right")
+        mt.add_column(esc(ds.target_name), justify="right")
+        for c in ds.channels:
+            mt.add_column(esc(f"spend {c}"), justify="right")
+        mt.add_column("spend", justify="right")
+        if ds.population:
+            mt.add_column("population", justify="right")
+        for r in ms.to_dict(orient="records"):
+            cells = [esc(r["market"]), str(r["weeks"]), f"{r[ds.target_name]:,.0f}",
+                     *(f"{r[f'spend_{c}']:,.0f}" for c in ds.channels), f"{r['spend']:,.0f}"]
+            if ds.population:
+                cells.append(f"{r['population']:,.0f}")
+            mt.add_row(*cells)
+        console.print(mt)
     for n in ds.notices:
         console.print(f"[cyan]note:[/cyan] {esc(n)}", highlight=False)
 
@@ -304,14 +350,21 @@ def check(
         Path | None, typer.Option("--json", help="Also write the report as JSON to this file.", show_default=False)
     ] = None,
 ) -> None:
-    """Validate the input data and print a quality report (VIF, ADF, summary statistics)."""
+    """Validate the input data and print a quality report (VIF, ADF, summary statistics).
+
+    Data of several markets: the summary has one row per market, and the quality report is of the
+    markets added up (target and spend summed, controls and brand averaged)."""
     from ltae.data import load_dataset
+    from ltae.data.panel import PanelDataset
     from ltae.data.quality import print_quality_report, quality_report
 
     ds = load_dataset(data, roles)
-    report = quality_report(ds)
+    panel = isinstance(ds, PanelDataset)
+    report = quality_report(ds.national() if panel else ds)
     console = out_console()
     print_dataset(ds, console)
+    if panel:
+        console.print(f"quality report of the {ds.n_markets} markets added up:", highlight=False)
     print_quality_report(report, console)
     if json_out is not None:
         from ltae.store.artifacts import atomic_write_json
@@ -344,7 +397,8 @@ def prepare(
     csv_path, roles = write_prepared(ds, out)
     console = out_console()
     print_dataset(ds, console)
-    console.print(f"wrote {esc(csv_path)} ({ds.n_weeks} weeks) and {esc(roles.name)}", highlight=False)
+    size = f"{ds.n_weeks} weeks" + (f" x {len(ds)} markets" if hasattr(ds, "markets") else "")
+    console.print(f"wrote {esc(csv_path)} ({size}) and {esc(roles.name)}", highlight=False)
 
 
 # --------------------------------------------------------------------------------------------

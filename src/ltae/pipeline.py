@@ -486,6 +486,7 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
         "prior_sensitivity": sens,
         "checklist": checks,
         "budget": dict(budget.attrs),
+        "kpi": ds.kpi.to_dict(),  # what the target measures (revenue, or a non-revenue KPI such as conversions)
     }
     result = RunResult(run_id=run_id, config=cfg.model_dump(mode="json"), dataset_summary=ds.summary(),
                        quality=quality, short=short, long=long, roi=roi, total_roi_draws=total,

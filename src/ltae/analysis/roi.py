@@ -96,3 +96,75 @@ def total_draws(short_draws: np.ndarray, long_draws: np.ndarray, roi: pd.DataFra
     """Total ROI draws as the ROI table adds them (long term only where it is used)."""
     used = roi["total_includes_long_term"].to_numpy(bool) if "total_includes_long_term" in roi else True
     return short_draws + long_draws * np.asarray(used)[None, :]
+
+
+# ---- a KPI that is not revenue: labels and cost per incremental KPI ----------------------------
+
+ROI_TERMS = ("short_term", "long_term", "total")
+
+
+def _kpi_dict(kpi) -> dict:
+    """A :class:`ltae.data.kpi.KPI` or its ``to_dict()`` (e.g. read from a manifest) as a dict."""
+    d = kpi.to_dict() if hasattr(kpi, "to_dict") else dict(kpi)
+    if d.get("type") not in ("revenue", "non_revenue"):
+        raise ValueError(f"KPI type must be 'revenue' or 'non_revenue', not {d.get('type')!r}")
+    return d
+
+
+def kpi_labels(kpi) -> dict[str, str | None]:
+    """How outputs name the return of spend for a KPI (a :class:`~ltae.data.kpi.KPI` or its dict).
+
+    Revenue: ``return_name`` "ROI", ``return_unit`` "currency per currency unit of spend", no cost
+    measure. A non-revenue KPI with unit ``u`` (e.g. conversions): ``return_name`` "incremental u per
+    unit of spend", ``return_unit`` "u per currency unit of spend", ``cost_name`` "CPIK (cost per
+    incremental u)", ``cost_unit`` "currency per u"."""
+    d = _kpi_dict(kpi)
+    if d["type"] == "revenue":
+        return {"kpi_type": "revenue", "kpi_unit": "currency", "return_name": "ROI",
+                "return_unit": "currency per currency unit of spend", "cost_name": None, "cost_unit": None}
+    u = str(d.get("unit") or d.get("name") or "KPI")
+    return {"kpi_type": "non_revenue", "kpi_unit": u, "return_name": f"incremental {u} per unit of spend",
+            "return_unit": f"{u} per currency unit of spend", "cost_name": f"CPIK (cost per incremental {u})",
+            "cost_unit": f"currency per {u}"}
+
+
+def _reciprocal(x: np.ndarray) -> np.ndarray:
+    """1/x for x > 0; +inf for x <= 0 (no incremental KPI for the spend); NaN stays NaN."""
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore"):
+        return np.where(np.isnan(x), np.nan, np.where(x > 0, 1.0 / np.where(x > 0, x, 1.0), np.inf))
+
+
+def kpi_columns(roi: pd.DataFrame, kpi) -> pd.DataFrame:
+    """An ROI table (:func:`roi_table`, or the per-market table of a panel) in the units of its KPI.
+
+    For a revenue KPI the table is returned as it is (a copy). For a non-revenue KPI the
+    ``*_roi_*`` columns are "incremental KPI per currency unit of spend" (same numbers, same names,
+    so every reader keeps working) and the table gets, for each term (short_term, long_term, total)
+    present, the cost per incremental KPI (CPIK = spend / incremental KPI):
+
+    * ``<term>_cpik`` = 1 / ``<term>_roi_mean`` (spend per unit of the posterior-mean incremental KPI);
+    * ``<term>_cpik_lower`` = 1 / ``<term>_roi_upper`` and ``<term>_cpik_upper`` = 1 / ``<term>_roi_lower``:
+      CPIK falls as ROI rises, so these are exactly the ends of the same equal-tailed interval of the
+      CPIK draws (when the ROI interval is above 0);
+    * an ROI at or below 0 means no incremental KPI for the spend: its CPIK is +inf (an interval whose
+      lower ROI end is <= 0 has no upper CPIK bound); NaN (e.g. no long-term estimate) stays NaN;
+
+    plus ``return_unit`` (e.g. "conversions per currency unit of spend"). ``attrs["kpi"]`` and
+    ``attrs["labels"]`` (:func:`kpi_labels`) are set in both cases."""
+    d = _kpi_dict(kpi)
+    labels = kpi_labels(d)
+    out = roi.copy()
+    out.attrs = {**roi.attrs, "kpi": d, "labels": labels}
+    if d["type"] == "revenue":
+        return out
+    for term in ROI_TERMS:
+        mean, lo, hi = (f"{term}_roi_{s}" for s in ("mean", "lower", "upper"))
+        if mean not in roi:
+            continue
+        out[f"{term}_cpik"] = _reciprocal(roi[mean].to_numpy())
+        if hi in roi and lo in roi:
+            out[f"{term}_cpik_lower"] = _reciprocal(roi[hi].to_numpy())
+            out[f"{term}_cpik_upper"] = _reciprocal(roi[lo].to_numpy())
+    out["return_unit"] = labels["return_unit"]
+    return out

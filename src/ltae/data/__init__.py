@@ -1,7 +1,8 @@
 """Data layer: loading, validation, preparation, quality checks and synthetic data.
 
-Everything downstream takes an :class:`MMMDataset`, built by :func:`load_dataset` from a path and
-the column roles (:class:`DataRoles`). The names below are imported on first use, so that
+Everything downstream takes an :class:`MMMDataset` (one market) or a :class:`PanelDataset`
+(several markets: a mapping market -> MMMDataset), built by :func:`load_dataset` from a path and
+the column roles (:class:`DataRoles`); ``ds.kpi`` (:class:`KPI`) says what the target measures. The names below are imported on first use, so that
 ``import ltae.data.roles`` (the command line's options) does not import pandas.
 """
 
@@ -13,7 +14,9 @@ _EXPORTS = {
     "SPEC_FILES": "load",
     "DataRoles": "roles",
     "DataValidationError": "validate",
+    "KPI": "kpi",
     "MMMDataset": "dataset",
+    "PanelDataset": "panel",
     "QualityReport": "quality",
     "SyntheticData": "synthetic",
     "SyntheticParams": "synthetic",
@@ -31,7 +34,9 @@ _EXPORTS = {
 __all__ = [
     "DataRoles",
     "DataValidationError",
+    "KPI",
     "MMMDataset",
+    "PanelDataset",
     "QualityReport",
     "SPEC_FILES",
     "SyntheticData",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ltae.data.kpi import KPI
 from ltae.data.roles import DataRoles
 from ltae.data.validate import DATE, fmt_date
 
@@ -22,7 +23,10 @@ class MMMDataset:
     * ``spend``: one float column per channel, in currency, all values >= 0;
     * ``controls`` / ``brand``: float frames indexed by ``dates``, possibly with no columns;
     * ``source``: where the data came from (for messages and manifests);
-    * ``notices``: what was done to the input on the way (aggregation, filling, dropped rows).
+    * ``notices``: what was done to the input on the way (aggregation, filling, dropped rows);
+    * ``kpi``: what the target measures (:class:`~ltae.data.kpi.KPI`: revenue, or a non-revenue KPI
+      such as conversions, and whether it was converted to currency); when not given, inferred from
+      the target's name.
 
     Build it with :func:`ltae.data.load_dataset` or :meth:`from_frame`; both validate.
     """
@@ -34,6 +38,7 @@ class MMMDataset:
     brand: pd.DataFrame
     source: str
     notices: tuple[str, ...] = ()
+    kpi: KPI | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.dates, pd.DatetimeIndex):
@@ -44,6 +49,10 @@ class MMMDataset:
                 raise ValueError(f"MMMDataset.{name} must be indexed by dates")
         if not isinstance(self.notices, tuple):
             object.__setattr__(self, "notices", tuple(self.notices))
+        if self.kpi is None:
+            object.__setattr__(self, "kpi", KPI.of_name(str(self.target.name)))
+        elif self.kpi.target != str(self.target.name):
+            raise ValueError(f"MMMDataset.kpi is about '{self.kpi.target}', the target is '{self.target.name}'")
         names = [str(self.target.name), *self.channels, *self.control_names, *self.brand_names]
         if len(set(names)) != len(names) or DATE in names:
             raise ValueError(f"MMMDataset column names must be unique and not '{DATE}': {names}")
@@ -73,6 +82,16 @@ class MMMDataset:
     def n_weeks(self) -> int:
         """Number of weeks."""
         return len(self.dates)
+
+    @property
+    def kpi_type(self) -> str:
+        """``"revenue"`` or ``"non_revenue"`` (``kpi.type``)."""
+        return self.kpi.type
+
+    @property
+    def revenue_per_kpi(self) -> float | str | None:
+        """The number or the column the KPI was converted to currency with, else ``None``."""
+        return self.kpi.revenue_per_kpi if self.kpi.revenue_per_kpi is not None else self.kpi.column
 
     @property
     def data_roles(self) -> DataRoles:
@@ -106,16 +125,20 @@ class MMMDataset:
         source: str = "",
         *,
         min_weeks: int = 1,
+        kpi_type: str | None = None,
+        revenue_per_kpi: float | str | None = None,
     ) -> MMMDataset:
         """Validate a wide frame (one row per week or per day) and build the dataset.
 
         Same checks and conventions as :func:`ltae.data.load_dataset` for a wide file; messages
         name rows as ``row N`` (1-based), unless the frame's index is named ``line`` (then the
-        index values are reported as file line numbers)."""
+        index values are reported as file line numbers). ``kpi_type`` / ``revenue_per_kpi``: see
+        :mod:`ltae.data.kpi`."""
         from ltae.data.load import dataset_from_wide_frame
 
         roles = DataRoles(target=target, channels=list(channels), controls=list(controls), brand=list(brand),
-                          date_col=date_col, min_weeks=min_weeks)
+                          date_col=date_col, min_weeks=min_weeks, kpi_type=kpi_type,
+                          revenue_per_kpi=revenue_per_kpi)
         return dataset_from_wide_frame(df, name=source or "data frame", roles=roles, source=source or "data frame")
 
     def subset(self, start: int, stop: int) -> MMMDataset:
@@ -132,10 +155,14 @@ class MMMDataset:
             brand=self.brand.iloc[sl],
             source=self.source,
             notices=self.notices,
+            kpi=self.kpi,
         )
 
     def data_hash(self) -> str:
-        """sha256 of a canonical CSV of :meth:`to_frame` (roles line + ISO dates + repr floats)."""
+        """sha256 of a canonical CSV of :meth:`to_frame` (roles line + ISO dates + repr floats).
+
+        The KPI's type is a label of the numbers, not part of them: it is not hashed (a KPI converted
+        to currency has other numbers, and so another hash)."""
         roles = json.dumps(self.roles, ensure_ascii=False, sort_keys=True)
         frame = self.to_frame()
         frame[DATE] = self.dates.strftime("%Y-%m-%d")
@@ -153,6 +180,7 @@ class MMMDataset:
             "end": fmt_date(self.dates[-1]),
             "freq": self.dates.freqstr,
             **self.roles,
+            "kpi": self.kpi.to_dict(),
             "notices": list(self.notices),
             "data_hash": self.data_hash(),
         }

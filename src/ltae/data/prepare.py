@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ltae.data.dataset import MMMDataset
+from ltae.data.kpi import KPI
 from ltae.data.validate import (
     DATE,
     DataValidationError,
@@ -119,18 +120,23 @@ def clean_data(df: pd.DataFrame, target: str | None = None, *, date_col: str = D
     return out
 
 
-def write_prepared(ds: MMMDataset, out: str | Path) -> tuple[Path, Path]:
+def write_prepared(ds, out: str | Path) -> tuple[Path, Path]:
     """Write ``ds.to_frame()`` as CSV (atomically) plus ``<stem>.roles.json`` next to it, so that
-    :func:`ltae.data.load_dataset` can read the file back without role options."""
+    :func:`ltae.data.load_dataset` can read the file back without role options.
+
+    ``ds``: an :class:`~ltae.data.dataset.MMMDataset`, or a :class:`~ltae.data.panel.PanelDataset`
+    (long form: one row per market and week, with the market column; the sidecar names it). The
+    sidecar also records what the target measures (``kpi_type`` and ``kpi``); a KPI converted to
+    currency is written converted, so it is not converted again when read back."""
     from ltae.io import atomic_write_csv, atomic_write_json
 
     out = Path(out)
     frame = ds.to_frame()
-    frame[DATE] = ds.dates.strftime("%Y-%m-%d")
+    frame[DATE] = pd.DatetimeIndex(frame[DATE]).strftime("%Y-%m-%d")
     roles = roles_path(out)
     atomic_write_csv(out, frame)
-    atomic_write_json(roles, {**ds.roles, "source": ds.source, "notices": list(ds.notices),
-                              "data_hash": ds.data_hash()})
+    atomic_write_json(roles, {**ds.roles, "kpi_type": ds.kpi.type, "kpi": ds.kpi.to_dict(), "source": ds.source,
+                              "notices": list(ds.notices), "data_hash": ds.data_hash()})
     return out, roles
 
 
@@ -201,10 +207,14 @@ def assemble(
     min_weeks: int,
     source: str,
     notices: Sequence[str] = (),
+    kpi: KPI | None = None,
+    allow_zero_channels: bool = False,
 ) -> MMMDataset:
     """Validate resolved roles and build the dataset. Tables have a ``Date`` column (datetime),
     are sorted by date and indexed by the row numbers users see. ``fills`` holds
-    ``(table, columns, role)`` with role ``"control"`` or ``"brand"``."""
+    ``(table, columns, role)`` with role ``"control"`` or ``"brand"``. ``kpi``: what the target
+    measures (default: inferred from its name). ``allow_zero_channels``: a channel without spend is
+    kept (one market of a panel, where the other markets inform it) instead of an error."""
     notes = list(notices)
     tlabel = sales.label(target)
 
@@ -294,7 +304,7 @@ def assemble(
         )
     channel_cols = [c for c in spend_week.columns if c != DATE]
     for c in channel_cols:
-        if float(merged[c].abs().sum()) == 0.0:
+        if float(merged[c].abs().sum()) == 0.0 and not allow_zero_channels:
             _fail_all_zero(spend, c, spend_long, grid)
 
     def frame(cols):
@@ -316,11 +326,17 @@ def assemble(
         brand=frame(brand_cols),
         source=source,
         notices=tuple(notes),
+        kpi=kpi,
     )
 
 
-def _fail_all_zero(spend: Table, channel: str, spend_long: bool, grid: pd.DatetimeIndex):
-    span = f"{len(grid)} weeks ({fmt_date(grid[0])} to {fmt_date(grid[-1])})"
+def fail_all_zero(spend: Table, channel: str, spend_long: bool, grid: pd.DatetimeIndex, where: str = ""):
+    """Raise the error of a channel whose spend is 0 in every week (``where``: e.g. " in every market")."""
+    _fail_all_zero(spend, channel, spend_long, grid, where)
+
+
+def _fail_all_zero(spend: Table, channel: str, spend_long: bool, grid: pd.DatetimeIndex, where: str = ""):
+    span = f"{len(grid)} weeks ({fmt_date(grid[0])} to {fmt_date(grid[-1])}){where}"
     hint = "remove the channel (list the others with --channels) or fix the data"
     if spend_long:
         rows = spend.df[spend.df[CHANNEL] == channel]

@@ -37,6 +37,8 @@ class DataValidationError(ValueError):
         for other sources the 1-based data row; ``None`` when no single row is at fault.
     row_kind:
         ``"line"`` or ``"row"``, the word the message uses before :attr:`row`.
+    market:
+        The market (of a panel, ``--geo``) the problem is in, or ``None``.
     problem, hint, context:
         The parts the message is built from.
     """
@@ -51,8 +53,10 @@ class DataValidationError(ValueError):
         row_kind: str = "line",
         context: str | None = None,
         hint: str | None = None,
+        market: str | None = None,
     ) -> None:
         self.problem = problem
+        self.market = None if market is None else str(market)
         self.file = None if file is None else str(file)
         self.column = None if column is None else str(column)
         self.row = None if row is None else int(row)
@@ -72,6 +76,8 @@ class DataValidationError(ValueError):
             where.append(self.file)
         if self.column is not None:
             where.append(f"column '{self.column}'")
+        if self.market is not None:
+            where.append(f"market '{self.market}'")
         if self.row is not None:
             loc = f"{self.row_kind} {self.row}"
             if self.context:
@@ -88,8 +94,17 @@ class DataValidationError(ValueError):
         return self.args[0]
 
     def __reduce__(self):
-        kwargs = {k: getattr(self, k) for k in ("file", "column", "row", "row_kind", "context", "hint")}
+        kwargs = {k: getattr(self, k) for k in ("file", "column", "row", "row_kind", "context", "hint", "market")}
         return (_rebuild_error, (self.problem, kwargs))
+
+    def in_market(self, market: str) -> DataValidationError:
+        """The same error, naming ``market`` (unchanged when it names one already)."""
+        if self.market is not None:
+            return self
+        out = type(self).__new__(type(self))
+        DataValidationError.__init__(out, self.problem, file=self.file, column=self.column, row=self.row,
+                                     row_kind=self.row_kind, context=self.context, hint=self.hint, market=market)
+        return out
 
 
 def _rebuild_error(problem, kwargs):
@@ -111,6 +126,11 @@ class Table:
     name: str
     row_kind: str = "line"
     original: dict[str, str] = field(default_factory=dict)  # canonical column -> name in the file
+    geo: str | None = None  # the market column of a panel's table (None: one series for every market)
+
+    def data_columns(self) -> list[str]:
+        """The columns other than the date and the market column."""
+        return [c for c in self.df.columns if c not in (DATE, self.geo)]
 
     def label(self, column: str | None) -> str | None:
         """The column's name as the file spells it (before renaming), for messages."""

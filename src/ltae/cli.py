@@ -445,8 +445,11 @@ def _ci_label(config) -> str:
 def _print_roi(result, console) -> None:
     from rich.table import Table
 
-    t = Table(title=f"ROI per channel (currency per currency unit of spend; mean [{_ci_label(result.config)} "
-              "interval])")
+    kpi = (result.diagnostics or {}).get("kpi") or {}
+    unit = (f"incremental {kpi.get('unit') or kpi.get('name')} per currency unit of spend: not money"
+            if kpi.get("type") == "non_revenue" else "currency per currency unit of spend")
+    where = " (national: all markets)" if getattr(result, "markets", None) else ""
+    t = Table(title=esc(f"ROI per channel{where} ({unit}; mean [{_ci_label(result.config)} interval])"))
     for c in ("channel", "spend", "short term", "long term", "total"):
         t.add_column(c, justify="left" if c == "channel" else "right")
     for r in result.roi.itertuples():

@@ -119,6 +119,9 @@ class RunConfig(BaseModel):
     prior_sensitivity: bool = False
     holdout_weeks: int = Field(0, ge=0)
     credible_interval: float = 0.95
+    # where independent fits run (each market's long-term model, ...): None = a Dask LocalCluster on
+    # this machine, "serial" = in this process, or a Dask scheduler address ("tcp://host:8786")
+    scheduler: str | None = None
     mlflow: MlflowConfig = MlflowConfig()
 
     @field_validator("bvar_priors", mode="before")

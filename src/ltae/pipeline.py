@@ -36,6 +36,7 @@ from ltae.analysis.roi import (
     LT_NO_BRAND,
     WEAK_DATA,
     align_draws,
+    kpi_columns,
     long_term_status,
     roi_table,
     total_draws,
@@ -395,7 +396,7 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
     d = cfg.data
     ds = load_dataset(d.path, d.roles)
     check_against_data(cfg, ds)
-    quality = quality_report(ds).to_dict()
+    quality = quality_report(ds.national() if hasattr(ds, "national") else ds).to_dict()
     data_hash = ds.data_hash()
     run_id = new_run_id(cfg, data_hash)
     lock = stack.enter_context(RunLock(out, run_id))
@@ -412,6 +413,21 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
     timings["prepare_s"] = time.perf_counter() - t
     progress("prepare", "done")
 
+    from ltae.data.panel import PanelDataset
+
+    if isinstance(ds, PanelDataset):  # several markets: one hierarchical model, then each market's long term
+        from ltae.pipeline_geo import geo_steps
+
+        result, keys = geo_steps(ds, cfg, out, progress, timings, data_hash, run_id, quality)
+    else:
+        result, keys = _model_steps(ds, cfg, out, progress, timings, data_hash, run_id, quality)
+    result.out_dir = str(out)
+    return _finish(result, cfg, out, progress, store_path, timings, t_all, data_hash, keys)
+
+
+def _model_steps(ds, cfg: RunConfig, out: Path, progress, timings: dict, data_hash: str, run_id: str,
+                 quality: dict) -> tuple[RunResult, dict]:
+    """Steps 2-6 for one market: short-term model, long-term model, ROI, checklist, budget."""
     # 2. short-term model
     progress("short_term", "start")
     mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors)
@@ -450,6 +466,7 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
     spend_tot = ds.spend.values.sum(0)
     roi = roi_table(list(ds.spend.columns), spend_tot, st, lt, cfg.credible_interval, long.status,
                     short_term_prior=mmm.prior_roi_draws(seed=cfg.sampling.seed))
+    roi = kpi_columns(roi, ds.kpi)  # a KPI that is not money: incremental KPI per unit of spend, and CPIK
     total = total_draws(st, lt, roi)
     lt_used = total - st  # the long-term draws that enter the total (0 where the model cannot support it)
     progress("roi", "done")
@@ -491,8 +508,16 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
     result = RunResult(run_id=run_id, config=cfg.model_dump(mode="json"), dataset_summary=ds.summary(),
                        quality=quality, short=short, long=long, roi=roi, total_roi_draws=total,
                        checklist=checks, budget=budget, timings=timings, diagnostics=diagnostics, out_dir=str(out))
+    draws_df = pd.DataFrame(total, columns=[f"total_{c}" for c in ds.spend.columns])
+    result.draws = draws_df.join(pd.DataFrame(st, columns=[f"short_{c}" for c in ds.spend.columns])).join(
+        pd.DataFrame(lt_used, columns=[f"long_{c}" for c in ds.spend.columns]))
+    result.extra_files = ["posteriors/irf.nc"]
+    return result, {"data": data_hash, "short_term": st_key, "long_term": lt_key}
 
-    # 7. figures + report + tables
+
+def _finish(result: RunResult, cfg: RunConfig, out: Path, progress, store_path, timings: dict, t_all: float,
+            data_hash: str, keys: dict) -> RunResult:
+    """Step 7 on: figures, report and tables, the store's record, then the complete manifest."""
     progress("figures", "start")
     t = time.perf_counter()
     from ltae.report import make_figures, write_report
@@ -501,13 +526,10 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
     timings["figures_s"] = time.perf_counter() - t
     progress("figures", "done")
     progress("report", "start")
-    art.atomic_write_csv(out / "roi.csv", roi)
-    art.atomic_write_csv(out / "budget.csv", budget)
-    art.atomic_write_json(out / "diagnostics.json", diagnostics)
-    draws_df = pd.DataFrame(total, columns=[f"total_{c}" for c in ds.spend.columns])
-    art.atomic_write_csv(out / "roi_draws.csv", draws_df.join(
-        pd.DataFrame(st, columns=[f"short_{c}" for c in ds.spend.columns])).join(
-        pd.DataFrame(lt_used, columns=[f"long_{c}" for c in ds.spend.columns])))
+    art.atomic_write_csv(out / "roi.csv", result.markets["roi"] if result.markets else result.roi)
+    art.atomic_write_csv(out / "budget.csv", result.budget)
+    art.atomic_write_json(out / "diagnostics.json", result.diagnostics)
+    art.atomic_write_csv(out / "roi_draws.csv", result.draws)
     timings["total_s"] = time.perf_counter() - t_all
     write_report(result, result.figures, out / "report.html")
     progress("report", "done")
@@ -518,9 +540,7 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
     record_run(store_path or default_store(), result)
     progress("store", "done")
     # the folder is marked complete only now, after every artefact and the store's record
-    art.atomic_write_json(out / "manifest.json", manifest(result, cfg, data_hash,
-                                                          {"data": data_hash, "short_term": st_key,
-                                                           "long_term": lt_key}))
+    art.atomic_write_json(out / "manifest.json", manifest(result, cfg, data_hash, keys))
     return result
 
 
@@ -545,7 +565,7 @@ def manifest(result: RunResult, cfg: RunConfig, data_hash: str, keys: dict | Non
             vers[pkg] = None
     files = sorted(["report.html", "roi.csv", "budget.csv", "diagnostics.json", "prepared_data.csv",
                     "prepared_data.roles.json", "quality.json", "roi_draws.csv", "posteriors/short_term.nc",
-                    "posteriors/long_term.nc", "posteriors/irf.nc", *result.figures.values()])
+                    "posteriors/long_term.nc", *result.extra_files, *result.figures.values()])
     out = Path(result.out_dir)
     return {"status": "complete", "run_id": result.run_id, "created": dt.datetime.now(dt.UTC).isoformat(),
             "config": cfg.model_dump(mode="json"),
@@ -559,6 +579,19 @@ def load_saved_run(run_dir: str | Path):
     :class:`ltae.store.runs.RunFolderError` for a missing, incomplete or mixed folder."""
     saved = run_dir if isinstance(run_dir, saved_runs.SavedRun) else saved_runs.open_run(run_dir)
     cfg, ds = saved.config, saved.dataset
+    from ltae.data.panel import PanelDataset
+
+    if isinstance(ds, PanelDataset):  # a multi-market run: the national budget across channels
+        from ltae.analysis.optimize import MarketResponse
+        from ltae.models.sampling import stacked
+        from ltae.pipeline_geo import geo_model
+
+        geo = geo_model(ds, cfg)
+        geo.idata = saved.posterior("short_term")
+        lt = stacked(saved.posterior("long_term"), "long_term_roi")  # (S, M, C)
+        info = saved.fit_info("long_term").get("markets", {})
+        used = np.array([info.get(m, {}).get("status", LT_ESTIMATED) == LT_ESTIMATED for m in geo.markets])
+        return MarketResponse.from_geo(geo, lt_roi=lt * used[None, :, None], seed=cfg.sampling.seed), list(ds.channels)
     mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors)
     mmm.idata = saved.posterior("short_term")
     lt = saved.roi_draws()

@@ -80,6 +80,9 @@ class RunResult:
     diagnostics: dict
     out_dir: str = ""
     figures: dict = field(default_factory=dict)  # name -> relative path
+    draws: pd.DataFrame | None = None  # the roi_draws.csv table
+    extra_files: list = field(default_factory=list)  # further artefacts of the run (relative paths)
+    markets: dict | None = None  # multi-market runs: per-market tables for the report
     registry: dict | None = None  # where the run was logged in MLflow (config key `mlflow`), see ltae.store.registry
 
     def roi_summary(self) -> pd.DataFrame:

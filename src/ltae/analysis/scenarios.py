@@ -195,6 +195,10 @@ def load_run(run_dir) -> LoadedRun:
 
     saved = run_dir if isinstance(run_dir, SavedRun) else open_run(run_dir)
     cfg, ds = saved.config, saved.dataset
+    if hasattr(ds, "markets"):
+        raise DataValidationError("the scenario planner (and the dashboard's pages built on it) works on one-market "
+                                  "runs; this run has several markets", file=str(saved.path),
+                                  hint="use `ltae optimize --run` for the national budget, or run one market")
     mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors)
     mmm.idata = saved.posterior("short_term")
     draws = saved.roi_draws()

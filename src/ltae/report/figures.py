@@ -488,7 +488,38 @@ def fig_saturation(result: RunResult, colors: dict) -> Figure:
     return fig
 
 
+def fig_market_roi(result: RunResult, colors: dict) -> Figure | None:
+    """Multi-market runs: a market x channel heatmap of total ROI (posterior mean), national last
+    (None for a one-market run)."""
+    roi = (result.markets or {}).get("roi")
+    if roi is None or not len(roi):
+        return None
+    tab = roi.pivot(index="market", columns="channel", values="total_roi_mean")
+    order = list(dict.fromkeys(roi["market"]))
+    tab = tab.loc[order, list(dict.fromkeys(roi["channel"]))]
+    M, C = tab.shape
+    fig = _new_figure(min(2.0 + 1.3 * C, 14), min(1.6 + 0.38 * M, 16))
+    ax = fig.add_subplot(1, 1, 1)
+    vals = tab.to_numpy(float)
+    im = ax.imshow(vals, aspect="auto", cmap="viridis")
+    ax.set_xticks(range(C), [_txt(_short(c, 18)) for c in tab.columns], rotation=30, ha="right")
+    ax.set_yticks(range(M), [_txt(_short(m, 18)) for m in tab.index])
+    ax.grid(False)
+    if M * C <= 400:
+        mid = np.nanmean(vals)
+        for i in range(M):
+            for j in range(C):
+                if np.isfinite(vals[i, j]):
+                    ax.text(j, i, f"{vals[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                            color="white" if vals[i, j] < mid else "black")
+    ax.axhline(M - 1.5, color="white", linewidth=2)  # the national row below the markets
+    fig.colorbar(im, ax=ax, label="total ROI (sales per unit of spend)")
+    _suptitle(fig, "Total ROI by market and channel (posterior mean; last row: national)")
+    return fig
+
+
 FIGURES: dict[str, Callable[[RunResult, dict], Figure | None]] = {
+    "market_roi": fig_market_roi,
     "irf": fig_irf,
     "long_term_roi": fig_long_term_roi,
     "roi_comparison": fig_roi_comparison,

@@ -641,6 +641,63 @@ def figures_section(result: RunResult, figures: Mapping[str, str], path: Path) -
     return "".join(parts)
 
 
+def roi_intro(result: RunResult) -> str:
+    """What the ROI numbers measure: currency per currency for a revenue KPI; incremental KPI per unit
+    of spend (and its inverse, the cost per incremental KPI, in roi.csv) for any other KPI."""
+    kpi = (result.diagnostics or {}).get("kpi") if isinstance(result.diagnostics, Mapping) else None
+    tail = ("Intervals are credible intervals from the posterior; total = short term + long term, draw by "
+            "draw.</p>")
+    if kpi and kpi.get("type") == "non_revenue":
+        u = esc(kpi.get("unit") or kpi.get("name") or "KPI")
+        return (f'<p class="bad">The target ({u}) is not money, so these are not returns in currency: each number '
+                f"is incremental {u} per currency unit of spend, and roi.csv also gives the cost per incremental "
+                f"{u} (CPIK = 1 / that number). Give --revenue-per-kpi to report ROI in currency.</p><p>" + tail)
+    return ("<p>ROI is currency of sales per currency unit of spend: above 1.0 a channel pays back its spend. "
+            + tail)
+
+
+def markets_section(result: RunResult, figures: Mapping[str, str], path: Path) -> str:
+    """Multi-market runs: the market x channel total-ROI heatmap and every market's ROI table behind a
+    market selector (the national table is the headline above)."""
+    mk = result.markets or {}
+    roi = mk.get("roi")
+    if roi is None or not len(roi):
+        return ""
+    ci = _ci(result)
+    markets = [str(m) for m in dict.fromkeys(roi["market"].astype(str))]
+    fig = ""
+    rel = figures.get("market_roi")
+    if rel:
+        one = figures_section(result, {"market_roi": rel}, path)
+        fig = one
+    fit = mk.get("fit")
+    opts = "".join(f'<option value="m{i}">{esc(m)}</option>' for i, m in enumerate(markets))
+    tables = []
+    for i, m in enumerate(markets):
+        part = roi[roi["market"].astype(str) == m]
+        rows = [[_td(str(x["channel"]), num=False), _td(fmt_money(x.get("spend")), num=True)]
+                + [_td(fmt_interval(x.get(f"{t}_roi_mean"), x.get(f"{t}_roi_lower"), x.get(f"{t}_roi_upper")), num=True)
+                   for t in ("total", "short_term", "long_term")] + [_td(str(x.get("long_term_status", "")), num=False)]
+                for _, x in part.iterrows()]
+        extra = ""
+        if fit is not None and m in set(fit["market"].astype(str)):
+            f = fit[fit["market"].astype(str) == m].iloc[0]
+            extra = (f'<p class="note">One-week-ahead fit: MAPE {fmt_value(f["one_step_mape"])}%, '
+                     f'R² {fmt_value(f["one_step_r2"])}, {ci} interval coverage {fmt_value(100 * f["one_step_coverage"])}%.</p>')
+        tables.append(f'<div class="market" id="m{i}"{"" if i == 0 else " hidden"}>'
+                      + _table(["Channel", "Spend", f"Total ROI [{ci}]", f"Short-term ROI [{ci}]",
+                                f"Long-term ROI [{ci}]", "Long-term status"], rows, num_cols=[1, 2, 3, 4]) + extra
+                      + "</div>")
+    script = ("<script>document.getElementById('market-select').addEventListener('change',function(e){"
+              "document.querySelectorAll('div.market').forEach(function(d){d.hidden=(d.id!==e.target.value);});});"
+              "</script>")
+    return (f"<p>{len(markets) - 1} markets in one hierarchical model: channel ROIs are pooled across markets "
+            f"(a national ROI per channel and market deviations); {esc(markets[-1])} is the national figure "
+            "(contribution summed over markets / spend summed over markets).</p>" + fig
+            + f'<p><label for="market-select">Market: </label><select id="market-select">{opts}</select></p>'
+            + "".join(tables) + script)
+
+
 def render_report(result: RunResult, figures: Mapping[str, str], path: str | os.PathLike = "report.html") -> str:
     """The report as an HTML string (figure paths are resolved relative to ``path``'s folder)."""
     path = Path(path)
@@ -654,12 +711,11 @@ def render_report(result: RunResult, figures: Mapping[str, str], path: str | os.
             period += f" ({esc(fmt_value(ds['n_weeks']))} weeks)"
     sections = [
         ("summary", "Executive summary", f'<div class="summary">{executive_summary(result)}</div>'),
-        ("roi", "Return on investment",
-         "<p>ROI is currency of sales per currency unit of spend: above 1.0 a channel pays back its spend. "
-         "Intervals are credible intervals from the posterior; total = short term + long term, draw by "
-         "draw.</p>" + headline_table(result)),
+        ("roi", "Return on investment", roi_intro(result) + headline_table(result)),
+        *((("markets", "Markets", markets_section(result, figures, path)),) if result.markets else ()),
         ("checklist", "Validation checklist", checklist_table(result)),
-        ("figures", "Figures", figures_section(result, figures, path)),
+        ("figures", "Figures", figures_section(result, {k: v for k, v in figures.items() if k != "market_roi"},
+                                               path)),
         ("budget", "Budget", budget_section(result)),
         ("diagnostics", "Diagnostics", diagnostics_section(result)),
         ("data", "Data", data_section(result)),

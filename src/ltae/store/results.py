@@ -39,6 +39,7 @@ ALTER TABLE roi ADD COLUMN IF NOT EXISTS total_includes_long_term BOOLEAN;
 ALTER TABLE roi ADD COLUMN IF NOT EXISTS short_term_contraction DOUBLE;
 ALTER TABLE roi ADD COLUMN IF NOT EXISTS short_term_prior_shift DOUBLE;
 ALTER TABLE roi ADD COLUMN IF NOT EXISTS short_term_evidence VARCHAR;
+ALTER TABLE roi ADD COLUMN IF NOT EXISTS market VARCHAR;
 """
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -110,7 +111,7 @@ def connect(path: str | Path, read_only: bool = False, timeout: float | None = N
 ROI_COLUMNS = ["channel", "spend", "short_term_roi_mean", "short_term_roi_lower", "short_term_roi_upper",
                "long_term_roi_mean", "long_term_roi_lower", "long_term_roi_upper", "total_roi_mean",
                "total_roi_lower", "total_roi_upper", "long_term_status", "total_includes_long_term",
-               "short_term_contraction", "short_term_prior_shift", "short_term_evidence"]
+               "short_term_contraction", "short_term_prior_shift", "short_term_evidence", "market"]
 
 
 def record_run(path: str | Path, result, timeout: float | None = None) -> None:
@@ -135,7 +136,8 @@ def record_run(path: str | Path, result, timeout: float | None = None) -> None:
              cfg["sampling"]["sampler"], cfg["sampling"]["draws"], cfg["sampling"]["chains"], cfg["sampling"]["seed"],
              _finite(result.timings.get("total_s")), sum(c["status"] == "pass" for c in checks),
              len(checks), dumps_strict(cfg)])
-        roi = result.roi.reindex(columns=ROI_COLUMNS).copy()
+        roi = (result.markets["roi"] if getattr(result, "markets", None) else result.roi).reindex(
+            columns=ROI_COLUMNS).copy()
         roi.insert(0, "run_id", result.run_id)
         rows = [[None if isinstance(v, float) and v != v else v for v in r] for r in roi.astype(object).values.tolist()]
         con.executemany(f"INSERT INTO roi ({', '.join(roi.columns)}) VALUES (" + ",".join("?" * len(roi.columns)) + ")",
@@ -187,7 +189,7 @@ def list_runs(path: str | Path, timeout: float | None = None) -> pd.DataFrame:
 
 def run_roi(path: str | Path, run_id: str, timeout: float | None = None) -> pd.DataFrame:
     """The ROI table of one recorded run (read-only)."""
-    return _read(path, f"SELECT run_id, {', '.join(ROI_COLUMNS)} FROM roi WHERE run_id = ? ORDER BY channel", [run_id],
+    return _read(path, f"SELECT run_id, {', '.join(ROI_COLUMNS)} FROM roi WHERE run_id = ? ORDER BY market NULLS FIRST, channel", [run_id],
                  ["run_id", *ROI_COLUMNS], timeout)
 
 

@@ -227,6 +227,88 @@ def geo_recovery(args) -> dict:
             "wall_s": [x["wall_s"] for x in res], "rows": df.replace({np.nan: None}).to_dict("records")}
 
 
+def _truncate_data(src: Path, dst: Path, weeks: int) -> None:
+    import pandas as pd
+
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.glob("*.csv"):
+        df = pd.read_csv(f)
+        d = pd.to_datetime(df.Date)
+        df[d < d.min() + pd.Timedelta(weeks=weeks)].to_csv(dst / f.name, index=False)
+
+
+def refresh_one(item: dict) -> list[dict]:
+    """One data set: a run on the first ``base`` weeks, then for each extra k weeks a refresh (previous
+    posterior as prior) and a full refit with the default priors; ROI moves and coverage of the truth."""
+    import tempfile
+
+    from ltae import pipeline
+    from ltae.data.synthetic import generate_synthetic_data, save_to_csv
+    from ltae.refresh import refresh
+
+    seed, base, extras = item["seed"], item["base"], item["extras"]
+    d = generate_synthetic_data(n_weeks=base + max(extras), seed=seed)
+    cfg = {"sampling": {"draws": item["draws"], "tune": item["tune"], "seed": seed}}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        save_to_csv(d, tmp / "full")
+        _truncate_data(tmp / "full", tmp / f"w{base}", base)
+        prev = pipeline.run(tmp / f"w{base}", tmp / "r0", cfg, store_path=tmp / "s.duckdb")
+        comp = d.components
+        for k in extras:
+            n = base + k
+            _truncate_data(tmp / "full", tmp / f"w{n}", n)
+            t = time.perf_counter()
+            ref = refresh(tmp / "r0", tmp / f"w{n}", tmp / f"refresh{k}", store_path=tmp / "s.duckdb")
+            t_ref = time.perf_counter() - t
+            t = time.perf_counter()
+            full = pipeline.run(tmp / f"w{n}", tmp / f"full{k}", cfg, store_path=tmp / "s.duckdb")
+            t_full = time.perf_counter() - t
+            spend = d.spend_wide.iloc[:n]
+            for label, res in (("refresh", ref), ("full_refit", full)):
+                new = res.roi.set_index("channel")
+                old = prev.roi.set_index("channel")
+                for ch in new.index:
+                    st_truth = float(comp[f"media_{ch}"].iloc[:n].sum() / spend[ch].sum())
+                    lt_truth = d.truth["channels"][ch]["long_term_roi"]
+                    for term, truth in (("short_term", st_truth), ("long_term", lt_truth),
+                                        ("total", st_truth + lt_truth)):
+                        lo, hi, mu = (float(new.at[ch, f"{term}_roi_{x}"]) for x in ("lower", "upper", "mean"))
+                        plo, phi, pmu = (float(old.at[ch, f"{term}_roi_{x}"]) for x in ("lower", "upper", "mean"))
+                        rows.append({"seed": seed, "extra_weeks": k, "method": label, "channel": ch, "term": term,
+                                     "previous_mean": pmu, "mean": mu, "lower": lo, "upper": hi,
+                                     "move_in_widths": abs(mu - pmu) / (phi - plo), "width_rel": (hi - lo) / abs(truth),
+                                     "truth": truth, "covered": bool(lo <= truth <= hi),
+                                     "wall_s": t_ref if label == "refresh" else t_full})
+    print(f"seed {seed} done", flush=True)
+    return rows
+
+
+def refresh_study(args) -> dict:
+    """Refresh stability: ``--seeds`` data sets, a run on 208 weeks, then 4 and 13 extra weeks by refresh
+    and by a full refit from the default priors (fanned out over ``--scheduler``)."""
+    import pandas as pd
+
+    from ltae.distributed import fan_out
+
+    items = [{"seed": args.seed_start + k, "base": args.weeks, "extras": [4, 13], "draws": args.draws,
+              "tune": _tune(args)} for k in range(args.seeds)]
+    sched = None if args.scheduler == "local" else args.scheduler
+    df = pd.DataFrame([r for rows in fan_out(refresh_one, items, scheduler=sched, workers=args.workers) for r in rows])
+    summary = {}
+    for (method, k), g in df.groupby(["method", "extra_weeks"]):
+        summary[f"{method}_{k}w"] = {"share_moved_under_quarter_width": float((g.move_in_widths < 0.25).mean()),
+                                     "median_move_in_widths": float(g.move_in_widths.median()),
+                                     "coverage": float(g.covered.mean()),
+                                     "coverage_short_term": float(g[g.term == "short_term"].covered.mean()),
+                                     "median_width_rel": float(g.width_rel.median()),
+                                     "median_wall_s": float(g.wall_s.median())}
+    print(json.dumps(summary, indent=2))
+    return {"summary": summary, "n_datasets": args.seeds, "base_weeks": args.weeks, "draws": args.draws,
+            "tune": _tune(args), "rows": df.to_dict("records")}
+
+
 def lt_bound(args) -> dict:
     """How precise can ANY long-term estimate be on ltae's generator? Two references per data set:
 
@@ -448,7 +530,7 @@ def soak(args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
-    ap.add_argument("case", choices=["timing", "recovery", "pipeline", "scale", "soak", "lt_bound", "geo_recovery"],
+    ap.add_argument("case", choices=["timing", "recovery", "pipeline", "scale", "soak", "lt_bound", "geo_recovery", "refresh"],
                     nargs="?", default="timing")
     ap.add_argument("--markets", type=int, default=10, help="geo_recovery: markets per data set")
     ap.add_argument("--scheduler", default="serial",
@@ -474,8 +556,9 @@ def main() -> None:
     if args.draws is None:
         args.draws = 100 if args.case == "soak" else 1000
     if args.weeks is None:
-        args.weeks = 80 if args.case == "soak" else 156
+        args.weeks = {"soak": 80, "refresh": 208}.get(args.case, 156)
     res = {"timing": timing, "recovery": recovery, "pipeline": pipeline_case, "scale": scale_case, "lt_bound": lt_bound, "geo_recovery": geo_recovery,
+           "refresh": refresh_study,
            "soak": soak}[args.case](args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.case == "recovery":
@@ -495,7 +578,8 @@ def main() -> None:
     else:
         name = {"timing": "timing_208x4.json", "pipeline": "pipeline_208x4.json", "scale": "scale.json",
                 "soak": "soak.json", "lt_bound": "lt_information_bound.json",
-                "geo_recovery": f"geo_recovery{'_' + args.tag if args.tag else ''}.json"}[args.case]
+                "geo_recovery": f"geo_recovery{'_' + args.tag if args.tag else ''}.json",
+                "refresh": f"refresh{'_' + args.tag if args.tag else ''}.json"}[args.case]
         (RESULTS / name).write_text(json.dumps(res, indent=2, default=float))
         print(f"wrote {RESULTS / name}")
 

@@ -1,4 +1,4 @@
-"""The layering is one-way: io -> data -> models -> analysis -> report/store -> serve -> pipeline/cli.
+"""The layering is one-way: io -> data -> models -> analysis -> report/store -> pipeline -> serve -> cli.
 
 Every ``import ltae.x`` in the package (module level or inside a function) is read from the source
 and checked against the layer order: a module may import its own layer and the layers below.
@@ -19,8 +19,8 @@ RANK = {
     "models": 2,
     "analysis": 3, "results": 3, "config": 3,
     "report": 4, "store": 4,
-    "serve": 5,
-    "pipeline": 6, "pipeline_geo": 6,
+    "pipeline": 5, "pipeline_geo": 5, "refresh": 5,
+    "serve": 6,  # the API and the dashboard are faces on top of the pipeline, like the CLI
     "cli": 7, "__main__": 7, "__init__": 7,
 }
 

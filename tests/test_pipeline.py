@@ -41,7 +41,7 @@ def test_outputs(run_a):
               "posteriors/short_term.nc", "posteriors/long_term.nc"):
         assert (out / f).is_file(), f
     roi = pd.read_csv(out / "roi.csv")
-    assert list(roi.columns) == ROI_COLUMNS
+    assert list(roi.columns) == [c for c in ROI_COLUMNS if c != "market"]  # market: multi-market runs only
     assert len(roi) == 4
     diag = json.loads((out / "diagnostics.json").read_text())
     for model in ("short_term", "long_term"):

@@ -442,6 +442,12 @@ def _ci_label(config) -> str:
     return f"{float(ci):.0%}"
 
 
+def _rich_table(title: str):
+    from rich.table import Table
+
+    return Table(title=esc(title))
+
+
 def _print_roi(result, console) -> None:
     from rich.table import Table
 
@@ -548,6 +554,49 @@ def run_cmd(
         "mlflow": {"enabled": True if (mlflow or mlflow_uri) else None, "tracking_uri": mlflow_uri},
     }
     _run_pipeline(data, out, config, overrides, store)
+
+
+@app.command()
+@handle_errors
+def refresh(
+    run_dir: Annotated[Path, typer.Option("--run", help="Output folder of the finished run to refresh.",
+                                          show_default=False)],
+    data: Annotated[str, typer.Option("--data", "-d", help="The previous weeks plus the new ones (same layout and "
+                                      "roles as the previous run's data).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New output folder (the previous run stays).",
+                                      show_default=False)],
+    widen: Annotated[float, typer.Option("--widen", help="Prior sd = this x the previous posterior sd of each "
+                                         "response-curve parameter.")] = 2.0,
+    accept_history_changes: Annotated[bool, typer.Option("--accept-history-changes", help="Refresh even when the "
+                                                          "new data change previous weeks (the changes are "
+                                                          "recorded).")] = False,
+    draws: Annotated[int | None, typer.Option("--draws", help="Posterior draws per chain (default: the previous "
+                                              "run's).", show_default=False)] = None,
+    tune: Annotated[int | None, typer.Option("--tune", help="Tuning steps per chain (default: the previous "
+                                             "run's).", show_default=False)] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Refresh a run with new weeks: the previous posterior of the response curves is the new prior
+    (widened), the sampler starts from it, and the report compares each ROI before and after."""
+    from ltae.refresh import refresh as do_refresh
+    from ltae.store.lock import check_free
+
+    check_free(out)
+    console = out_console()
+    prog, cb = _progress_runner(console)
+    with prog:
+        result = do_refresh(run_dir, data, out, widen=widen, accept_history_changes=accept_history_changes,
+                            overrides={"sampling": {"draws": draws, "tune": tune}}, progress=cb, store_path=store)
+    _print_roi(result, console)
+    r = result.diagnostics["refresh"]
+    t = _rich_table(f"ROI before and after the refresh ({r['new_weeks']} new weeks; move in previous widths)")
+    for c in ("channel", "term", "before", "after", "move"):
+        t.add_column(c, justify="left" if c in ("channel", "term") else "right")
+    for x in r["comparison"]:
+        t.add_row(esc(x["channel"]), x["term"], f"{x['previous_mean']:.2f}", f"{x['new_mean']:.2f}",
+                  "-" if x["move_in_widths"] is None else f"{x['move_in_widths']:.2f}")
+    console.print(t)
+    console.print(f"report: {esc(Path(out) / 'report.html')}", highlight=False)
 
 
 @app.command()

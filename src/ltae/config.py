@@ -51,6 +51,9 @@ class SamplingConfig(BaseModel):
     # the long-term model's sampler: "collapsed" (coefficients integrated out exactly, no compile)
     # or any NUTS/ADVI backend above
     bvar_sampler: str = "collapsed"
+    # warm start of the short-term sampler: {free variable: value} (a refresh sets the previous posterior's
+    # means); None: the sampler's own starting point
+    initial_values: dict[str, list[float] | float] | None = None
 
     @field_validator("sampler")
     @classmethod

@@ -329,16 +329,19 @@ def holdout_check(ds, cfg: RunConfig, weeks: int) -> dict:
 
 
 def run(data=None, out="ltae_output", config: RunConfig | dict | None = None,
-        progress: Callable[[str, str], None] | None = None, store_path: str | Path | None = None) -> RunResult:
+        progress: Callable[[str, str], None] | None = None, store_path: str | Path | None = None,
+        refresh_of: dict | None = None) -> RunResult:
     """Run the whole two-step pipeline and write every output into ``out``.
 
     ``progress(step, status)`` is called with status "start", "done", "resumed" and, for things a
     user should know (a stale lock taken over, a saved posterior not reused), "note: <text>".
     Raises :class:`ltae.store.lock.RunFolderBusy` at once if another run is writing into ``out``, and
     :class:`ltae.config.ConfigError` for settings that do not fit the data, before writing anything.
-    ``store_path``: the DuckDB results store (default :func:`ltae.store.results.default_store`)."""
+    ``store_path``: the DuckDB results store (default :func:`ltae.store.results.default_store`).
+    ``refresh_of``: set by :func:`ltae.refresh.refresh` (the previous run it updates: its ROI table and
+    what changed); the run then also writes ``refresh.json`` with the ROI before and after."""
     with contextlib.ExitStack() as stack:  # holds the output folder's lock until the run ends
-        result = _run(data, out, config, progress, store_path, stack)
+        result = _run(data, out, config, progress, store_path, stack, refresh_of)
     _register(result, progress or _noop)  # after the lock is released: the folder is a finished run
     return result
 
@@ -371,7 +374,8 @@ def new_run_id(cfg: RunConfig, data_hash: str) -> str:
             f"{secrets.token_hex(3)}")
 
 
-def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -> RunResult:
+def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack, refresh_of: dict | None = None
+         ) -> RunResult:
     from ltae.data import load_dataset
     from ltae.data.quality import quality_report
     from ltae.store.lock import RunLock, check_free
@@ -422,6 +426,13 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack) -
     else:
         result, keys = _model_steps(ds, cfg, out, progress, timings, data_hash, run_id, quality)
     result.out_dir = str(out)
+    if refresh_of is not None:  # the ROI before and after, in the diagnostics, the report and refresh.json
+        from ltae.refresh import comparison
+
+        result.diagnostics["refresh"] = {k: v for k, v in refresh_of.items() if k != "roi"} | {
+            "comparison": comparison(refresh_of["roi"], result.roi).to_dict("records")}
+        art.atomic_write_json(out / "refresh.json", result.diagnostics["refresh"])
+        result.extra_files = [*result.extra_files, "refresh.json"]
     return _finish(result, cfg, out, progress, store_path, timings, t_all, data_hash, keys)
 
 
@@ -431,6 +442,7 @@ def _model_steps(ds, cfg: RunConfig, out: Path, progress, timings: dict, data_ha
     # 2. short-term model
     progress("short_term", "start")
     mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors)
+    mmm.initial_values = cfg.sampling.initial_values
     st_key = cfg.step_key("short_term", data_hash)
     resumed_st, timings["short_term_fit_s"] = _fit_or_resume(
         mmm, "short_term", out, st_key, cfg, progress, cfg.sampling.sampler, data_hash=data_hash,

@@ -104,6 +104,13 @@ class MMMPriors(BaseModel):
     noise_polar: bool = True
     # add last week's brand metrics (awareness, consideration, ...) as controls (``from_dataset``)
     brand_lag_controls: bool = False
+    # per-channel priors of the response curves (a refresh sets them from the previous posterior,
+    # see ltae.refresh): (a, b) of each channel's Beta on adstock retention, (shape, rate) of its
+    # Gammas on the Hill shape and on the half-saturation point (in units of the channel's median spend);
+    # None: the scalar priors above for every channel
+    alpha_ab: list[tuple[float, float]] | None = None
+    kappa_sr: list[tuple[float, float]] | None = None
+    lambda_sr: list[tuple[float, float]] | None = None
     # multi-market models (ltae.models.geo): HalfNormal scale of each channel's between-market spread
     # of ROI / r0 (partial pooling of market ROIs towards the national ROI)
     market_roi_sd: float = 0.1
@@ -361,6 +368,22 @@ class ShortTermMMM:
             roi_ref=float(np.sum(np.abs(self.sales)) / max(float(self.spend.sum()), 1e-12)),
         )
 
+    def _curve_priors(self) -> dict[str, np.ndarray]:
+        """Per-channel parameters of the adstock and Hill priors, (C,) each."""
+        p, C = self.priors, len(self.channels)
+
+        def vec(pairs, default):
+            arr = np.asarray(pairs if pairs is not None else [default] * C, dtype=float)
+            if arr.shape != (C, 2):
+                raise ValueError(f"per-channel priors need one pair per channel ({C}), got {arr.shape[0]}")
+            return arr[:, 0], arr[:, 1]
+
+        a, b = vec(p.alpha_ab, (p.alpha_beta_a, p.alpha_beta_b))
+        ks, kr = vec(p.kappa_sr, (p.kappa_shape, p.kappa_rate))
+        ls, lr = vec(p.lambda_sr, (p.lambda_shape, p.lambda_shape))
+        return {"alpha_a": a, "alpha_b": b, "kappa_shape": ks, "kappa_rate": kr, "lambda_shape": ls,
+                "lambda_rate": lr}
+
     def _coords(self) -> dict:
         return {"channel": self.channels, "group": self.group_names, "control": self.control_names,
                 "fourier": np.arange(2 * self.priors.fourier_order)}
@@ -377,9 +400,12 @@ class ShortTermMMM:
                   "control": self.control_names, "fourier": np.arange(d.fourier.shape[1]),
                   "step": np.arange(T - 1)}
         with pm.Model(coords=coords) as model:
-            alpha = pm.Beta("adstock_alpha", p.alpha_beta_a, p.alpha_beta_b, dims="channel")
-            kappa = pm.Gamma("hill_kappa", alpha=p.kappa_shape, beta=p.kappa_rate, dims="channel")
-            lam = pm.Gamma("hill_lambda", alpha=p.lambda_shape, beta=p.lambda_shape, dims="channel")
+            # the curve priors' parameters are shared inputs too: a refresh (other prior values) reuses the
+            # compiled code
+            pri = {k: pm.Data(f"prior_{k}", v) for k, v in self._curve_priors().items()}
+            alpha = pm.Beta("adstock_alpha", pri["alpha_a"], pri["alpha_b"], dims="channel")
+            kappa = pm.Gamma("hill_kappa", alpha=pri["kappa_shape"], beta=pri["kappa_rate"], dims="channel")
+            lam = pm.Gamma("hill_lambda", alpha=pri["lambda_shape"], beta=pri["lambda_rate"], dims="channel")
             # data enter as shared inputs: the compiled graph depends only on shapes
             stack = pm.Data("spend_lags", d.stack)
             ad = geometric_adstock_from_stack(stack, alpha, p.l_max, p.normalize_adstock, xp=pt)
@@ -387,6 +413,7 @@ class ShortTermMMM:
             gi = self.group_index
             if p.effect_scale == "roi" and p.marginalize_linear:
                 self._marginal_likelihood(pm, pt, sat, d, T)
+                self._set_initial_values(model)
                 self.model = model
                 return model
             if p.effect_scale == "roi":
@@ -504,6 +531,13 @@ class ShortTermMMM:
             cols.append(xp.zeros(tuple(a.shape) + (rest,)) if xp is np else xp.zeros((len(c), rest)))
         se = lift["se"]
         return xp.concatenate(cols, axis=-1) / se[..., :, None], (lift["lift"] - a * p.roi_mu_mean) / se
+
+    def _set_initial_values(self, model) -> None:
+        """Warm start: ``self.initial_values`` ({free variable: value}, e.g. a previous posterior's means)
+        become the sampler's starting point (jittered by the sampler as usual)."""
+        for name, value in (getattr(self, "initial_values", None) or {}).items():
+            if name in model.named_vars and model[name] in model.free_RVs:
+                model.set_initval(model[name], np.asarray(value, dtype=float))
 
     def _group_sigma(self, pm, pt):
         """Within-group spread of ROI / r0: learned per group (default), one shared scale

@@ -698,6 +698,29 @@ def markets_section(result: RunResult, figures: Mapping[str, str], path: Path) -
             + "".join(tables) + script)
 
 
+def refresh_section(result: RunResult) -> str:
+    """A refreshed run: what it updated and each channel's ROI before and after."""
+    r = (result.diagnostics or {}).get("refresh") if isinstance(result.diagnostics, Mapping) else None
+    if not r:
+        return ""
+    comp = pd.DataFrame(r.get("comparison") or [])
+    rows = [[_td(str(x["channel"]), num=False), _td(str(x["term"]).replace("_", " "), num=False),
+             _td(fmt_interval(x["previous_mean"], x["previous_lower"], x["previous_upper"]), num=True),
+             _td(fmt_interval(x["new_mean"], x["new_lower"], x["new_upper"]), num=True),
+             _td("–" if x.get("move_in_widths") is None else f"{x['move_in_widths']:.2f}", num=True)]
+            for _, x in comp.iterrows()]
+    ch = r.get("history_changes") or []
+    hist = (f'<p class="bad">{len(ch)} value(s) of the previous weeks changed in the new data and were accepted '
+            "(see refresh.json).</p>" if ch else "<p>The previous weeks are unchanged in the new data.</p>")
+    ci = _ci(result)
+    return (f"<p>This run refreshes run <code>{esc(r.get('previous_run'))}</code> with {esc(r.get('new_weeks'))} new "
+            f"week(s) ({esc(r.get('previous_weeks'))} before). Its response-curve priors are the previous posterior, "
+            f"widened {esc(r.get('widen'))} times in standard deviation; the sampler started from the previous "
+            "posterior means.</p>" + hist
+            + _table(["Channel", "Term", f"Before [{ci}]", f"After [{ci}]", "Move / previous width"], rows,
+                     num_cols=[2, 3, 4]))
+
+
 def render_report(result: RunResult, figures: Mapping[str, str], path: str | os.PathLike = "report.html") -> str:
     """The report as an HTML string (figure paths are resolved relative to ``path``'s folder)."""
     path = Path(path)
@@ -713,6 +736,8 @@ def render_report(result: RunResult, figures: Mapping[str, str], path: str | os.
         ("summary", "Executive summary", f'<div class="summary">{executive_summary(result)}</div>'),
         ("roi", "Return on investment", roi_intro(result) + headline_table(result)),
         *((("markets", "Markets", markets_section(result, figures, path)),) if result.markets else ()),
+        *((("refresh", "Refresh", refresh_section(result)),)
+          if isinstance(result.diagnostics, Mapping) and result.diagnostics.get("refresh") else ()),
         ("checklist", "Validation checklist", checklist_table(result)),
         ("figures", "Figures", figures_section(result, {k: v for k, v in figures.items() if k != "market_roi"},
                                                path)),

@@ -99,12 +99,14 @@ class ServeSettings:
     start_worker: bool = True
 
     def resolved_store(self) -> Path:
+        """The results store the server reads: ``store`` or the default store."""
         from ltae.store.results import default_store
 
         return Path(self.store) if self.store is not None else default_store()
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (localhost, 127.0.0.0/8, ::1)."""
     h = host.strip().strip("[]").lower()
     if h == "localhost":
         return True
@@ -137,11 +139,13 @@ class ApiError(Exception):
 
 
 class ErrorItem(BaseModel):
+    """One problem of a request: the field it concerns and the reason."""
     field: str | None = Field(None, description="The request field at fault (dotted path; [i] for list items)")
     reason: str
 
 
 class ErrorBody(BaseModel):
+    """The JSON body of every 4xx/5xx answer: an error code, a message and the problems by field."""
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"error": "invalid_request", "message": "budget: must be greater than 0",
          "errors": [{"field": "budget", "reason": "must be greater than 0"}]}]})
@@ -210,6 +214,7 @@ JobIdPath = Annotated[str, PathParam(min_length=1, max_length=80, pattern=_JOB_I
 
 
 class Interval(BaseModel):
+    """A posterior mean with the lower and upper ends of its credible interval."""
     mean: float | None
     lower: float | None
     upper: float | None
@@ -234,6 +239,7 @@ def _plain(v):
 
 
 class RoiRow(BaseModel):
+    """One channel's spend and short-, long- and total ROI with intervals (the run's roi.csv row)."""
     model_config = ConfigDict(extra="allow")
     channel: str
     spend: float | None = Field(description="Spend over the modelled window (currency of spend)")
@@ -243,6 +249,7 @@ class RoiRow(BaseModel):
 
 
 class CheckItem(BaseModel):
+    """One row of the validation checklist (check, value, threshold, status, action)."""
     model_config = ConfigDict(extra="allow")
     check: str
     value: float | None = None
@@ -252,6 +259,7 @@ class CheckItem(BaseModel):
 
 
 class RunSummary(BaseModel):
+    """One run as listed by GET /runs (from the results store)."""
     run_id: str
     created: str | None = None
     source: Literal["store", "registry"] = "store"
@@ -267,11 +275,13 @@ class RunSummary(BaseModel):
 
 
 class RunList(BaseModel):
+    """The runs of the store, newest first."""
     runs: list[RunSummary]
     total: int
 
 
 class RunDetail(BaseModel):
+    """One run: its ROI table, diagnostics, checklist and the names of its figures."""
     run_id: str
     created: str | None
     channels: list[str]
@@ -331,6 +341,7 @@ class PlanIn(BaseModel):
 
 
 class PredictRoiRequest(BaseModel):
+    """POST /predict_roi: a run and, optionally, a spend plan (per channel and week, or totals) and a reference plan."""
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"run_id": "20250101T120000Z-1a2b3c4d-0f0f0f"},
         {"run_id": "20250101T120000Z-1a2b3c4d-0f0f0f",
@@ -346,6 +357,7 @@ class PredictRoiRequest(BaseModel):
 
 
 class ScenarioReturn(BaseModel):
+    """A plan's incremental return (short, long, total with intervals) for one channel or all."""
     channel: str = Field(description="A channel, or 'all'")
     extra_spend: float | None = Field(description="Plan minus reference spend over the window")
     short_term: Interval = Field(description="Incremental short-term sales response (currency of sales)")
@@ -357,6 +369,7 @@ class ScenarioReturn(BaseModel):
 
 
 class ScenarioWeek(BaseModel):
+    """One week of a plan's predicted sales path (plan, reference and their difference with intervals)."""
     date: str
     phase: str
     plan_spend: dict[str, float | None]
@@ -369,6 +382,7 @@ class ScenarioWeek(BaseModel):
 
 
 class ScenarioOut(BaseModel):
+    """The scenario of a spend plan: incremental returns per channel and the weekly path."""
     plan_start: str
     plan_end: str
     window_start: str
@@ -383,6 +397,7 @@ class ScenarioOut(BaseModel):
 
 
 class PredictRoiResponse(BaseModel):
+    """ROI per channel with intervals and, with a plan, its predicted response."""
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "run_id": "20250101T120000Z-1a2b3c4d-0f0f0f", "channels": ["Google", "LinkedIn"], "credible_interval": 0.95,
         "roi": [{"channel": "Google", "spend": 2500000.0, "short_term": {"mean": 3.9, "lower": 3.1, "upper": 4.8},
@@ -406,6 +421,7 @@ class PredictRoiResponse(BaseModel):
 
 
 class Bounds(BaseModel):
+    """Spend bounds of one channel as multipliers of its current spend (low <= high)."""
     model_config = ConfigDict(extra="forbid")
     low: float = Field(ge=0, le=1e6, allow_inf_nan=False, description="Lowest multiplier of current spend")
     high: float = Field(gt=0, le=1e6, allow_inf_nan=False, description="Highest multiplier of current spend")
@@ -418,6 +434,7 @@ class Bounds(BaseModel):
 
 
 class OptimizeRequest(BaseModel):
+    """POST /optimize_budget: total budget, bounds, long-term toggle and risk quantile."""
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"run_id": "20250101T120000Z-1a2b3c4d-0f0f0f", "budget": 15000000, "bounds": {"low": 0.5, "high": 1.5},
          "include_long_term": True, "risk_quantile": None}]})
@@ -432,6 +449,7 @@ class OptimizeRequest(BaseModel):
 
 
 class Allocation(BaseModel):
+    """One channel's current and optimal spend, the change and the expected return."""
     channel: str
     current_spend: float | None
     optimal_spend: float | None
@@ -441,6 +459,7 @@ class Allocation(BaseModel):
 
 
 class OptimizeResponse(BaseModel):
+    """The optimal split of the budget with the expected return and its interval."""
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "run_id": "20250101T120000Z-1a2b3c4d-0f0f0f", "budget": 15000000.0, "include_long_term": True, "risk_quantile": None,
         "success": True, "message": "Optimization terminated successfully",
@@ -463,6 +482,7 @@ class OptimizeResponse(BaseModel):
 
 
 class RunSubmit(BaseModel):
+    """POST /runs (JSON): a data path inside the data root and configuration overrides."""
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"data_path": "brand_x/2025", "config": {"sampling": {"draws": 1000}}}]})
     data_path: str = Field(min_length=1, max_length=1024,
@@ -472,6 +492,7 @@ class RunSubmit(BaseModel):
 
 
 class JobOut(BaseModel):
+    """A fit job: its state, step, progress, and the run it produced."""
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
         "id": "20250101T120000Z-9f8e7d6c", "state": "running", "created": "2025-01-01T12:00:00.000+00:00",
         "started": "2025-01-01T12:00:00.100+00:00", "finished": None, "step": "short_term", "steps_done": 1,
@@ -494,10 +515,12 @@ class JobOut(BaseModel):
 
 
 class JobList(BaseModel):
+    """The server's fit jobs, newest first."""
     jobs: list[JobOut]
 
 
 class Health(BaseModel):
+    """GET /health: the server is up (no token needed)."""
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"status": "ok", "version": "0.1.0", "runs_loaded": 1, "jobs_queued": 0, "fit_running": False,
          "auth": True}]})
@@ -524,6 +547,7 @@ class Entry:
         self._roi: list[dict] | None = None
 
     def loaded(self):
+        """The run loaded for predictions (response model and impulse responses), built once."""
         with self._lock:
             if self._loaded is None:
                 from ltae.analysis.scenarios import load_run
@@ -534,6 +558,7 @@ class Entry:
             return self._loaded
 
     def roi_rows(self) -> list[dict]:
+        """The run's ROI table as API rows, built once."""
         if self._roi is None:
             rows = []
             for r in self.saved.roi().to_dict("records"):
@@ -561,6 +586,7 @@ class Runs:
         self._loading: dict[tuple[str, str], threading.Lock] = {}
 
     def add(self, run_id: str, folder: Path, source: str = "store") -> None:
+        """Remember where a run's folder is (from the store, the runs root or the registry)."""
         with self._lock:
             self._folders[run_id] = Path(folder)
             if source != "store":
@@ -570,6 +596,7 @@ class Runs:
         return len(self._cache)
 
     def folder(self, run_id: str, field: str = "run_id") -> Path:
+        """The folder of a known run; 404 for an unknown one."""
         with self._lock:
             f = self._folders.get(run_id)
         if f is not None:
@@ -585,6 +612,7 @@ class Runs:
         return f
 
     def entry(self, run_id: str, field: str = "run_id") -> Entry:
+        """The run, opened through open_run and kept in the bounded cache (reloaded when its manifest changes)."""
         from ltae.store.runs import RunFolderError, open_run
 
         folder = self.folder(run_id, field)
@@ -620,6 +648,7 @@ class Runs:
         return e
 
     def listing(self) -> list[dict]:
+        """Every run the server knows, for GET /runs."""
         from ltae.store.results import list_runs
         from ltae.store.runs import read_manifest
 
@@ -743,6 +772,7 @@ def _scenario_out(res, include_weekly: bool) -> dict:
 
 
 def predict_roi(runs: Runs, req: PredictRoiRequest) -> dict:
+    """The body of POST /predict_roi: ROI per channel and, with a plan, ltae.analysis.scenarios.run_scenario."""
     from ltae.analysis.scenarios import run_scenario
 
     entry = runs.entry(req.run_id)
@@ -766,6 +796,7 @@ def predict_roi(runs: Runs, req: PredictRoiRequest) -> dict:
 
 
 def optimize(runs: Runs, req: OptimizeRequest) -> dict:
+    """The body of POST /optimize_budget: ltae.analysis.optimize.optimize_budget, as `ltae optimize`."""
     from ltae.analysis.optimize import optimize_budget
 
     entry = runs.entry(req.run_id)
@@ -806,6 +837,7 @@ def optimize(runs: Runs, req: OptimizeRequest) -> dict:
 
 
 def run_detail(runs: Runs, run_id: str) -> dict:
+    """The body of GET /runs/{id}."""
     entry = runs.entry(run_id)
     s = entry.saved
     man = s.manifest
@@ -1257,6 +1289,7 @@ def settings_from_env() -> ServeSettings:
 
 
 def app_from_env() -> FastAPI:
+    """The app for ``uvicorn --factory``: settings from LTAE_* environment variables."""
     return create_app(settings_from_env())
 
 

@@ -69,6 +69,7 @@ def _now() -> str:
 
 
 def new_job_id() -> str:
+    """A new, unique job id (UTC time and random suffix)."""
     return f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
 
 
@@ -99,6 +100,7 @@ class JobManager:
 
     # ---- life cycle --------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the worker thread (and pick up jobs a previous server left queued or running)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.dir / ".server.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -157,21 +159,25 @@ class JobManager:
         art.atomic_write_json(self.dir / f"{job['id']}.json", job)
 
     def get(self, job_id: str) -> dict | None:
+        """One job's record; None for an unknown id."""
         with self._lock:
             job = self._jobs.get(job_id)
             return dict(job) if job is not None else None
 
     def list(self) -> list[dict]:
+        """Every job's record, newest first."""
         with self._lock:
             return sorted((dict(j) for j in self._jobs.values()), key=lambda j: j.get("created") or "",
                           reverse=True)
 
     def queued(self) -> int:
+        """How many jobs wait for the worker."""
         with self._lock:
             return sum(j["state"] == "queued" for j in self._jobs.values())
 
     def submit(self, job_id: str, data_path: Path, data_label: str, config: dict,
                upload_dir: Path | None = None, steps_total: int = 0) -> dict:
+        """Queue a fit job (429 when the queue is full) and return its record."""
         with self._lock:
             if self.queued() >= self.max_queue:
                 raise QueueFull(f"{self.max_queue} fits are already waiting; try again later")
@@ -186,6 +192,7 @@ class JobManager:
         return dict(job)
 
     def upload_dir(self, job_id: str) -> Path:
+        """A private folder for one job's uploaded files, inside the runs root."""
         return self.dir / f"{job_id}.data"
 
     def _update(self, job: dict, **changes) -> None:

@@ -18,13 +18,16 @@ from mlflow.pyfunc import PythonModel
 
 
 class LtaeRunModel(PythonModel):
+    """An ltae run as an MLflow pyfunc: predict(spend plan) returns the scenario table."""
     def load_context(self, context) -> None:
+        """Open the logged run folder (open_run) from the model's artifacts."""
         from ltae.analysis.scenarios import load_run
         from ltae.store.registry import MODEL_ARTIFACT
 
         self.run = load_run(context.artifacts[MODEL_ARTIFACT])
 
     def predict(self, context, model_input, params=None):
+        """The plan's short-, long- and total response with intervals (as `ltae scenario`)."""
         import pandas as pd
         from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE

@@ -49,11 +49,13 @@ class RegistryError(DataValidationError):
 
 
 def data_dir() -> Path:
+    """ltae's data folder ($XDG_DATA_HOME/ltae, default ~/.local/share/ltae)."""
     base = os.environ.get("XDG_DATA_HOME", "").strip() or Path.home() / ".local" / "share"
     return Path(base).expanduser() / "ltae" / "mlflow"
 
 
 def default_tracking_uri() -> str:
+    """$MLFLOW_TRACKING_URI, else a SQLite store in ltae's data folder."""
     env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if env:
         return env
@@ -108,6 +110,7 @@ def _finite(v) -> float | None:
 
 
 def run_params(saved) -> dict[str, str]:
+    """The run's configuration flattened to MLflow params."""
     cfg = dict(saved.manifest.get("config") or {})
     cfg.pop("mlflow", None)  # where it is logged to is not a parameter of the model (and may hold secrets)
     params = _flatten(cfg)
@@ -117,6 +120,7 @@ def run_params(saved) -> dict[str, str]:
 
 
 def run_metrics(saved) -> dict[str, float]:
+    """The run's diagnostics and ROI means as MLflow metrics."""
     diag = saved.diagnostics()
     out: dict[str, float] = {}
     for model in ("short_term", "long_term", "fit"):

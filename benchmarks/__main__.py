@@ -309,6 +309,57 @@ def refresh_study(args) -> dict:
             "tune": _tune(args), "rows": df.to_dict("records")}
 
 
+GEO_RUN = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+from ltae import pipeline
+res = pipeline.run(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), store_path=sys.argv[4])
+d = res.diagnostics
+print(json.dumps({"wall_s": time.perf_counter() - t0, "steps": res.timings,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "short_term": d["short_term"], "long_term": {k: v for k, v in d["long_term"].items() if k != "markets"},
+                  "compile_s": res.short.fit_info.get("compile_s")}))
+"""
+
+
+def geo_scale(args) -> dict:
+    """Multi-market scale: the whole two-step run (report included) in a new process on generated panels
+    of Meridian's geo_media.csv shape (20 geos x 156 weeks x 4 channels + 2 controls) and 40 geos x 5
+    channels; each shape twice (the first run compiles that model structure, the second loads it)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from ltae.data.synthetic_geo import generate_geo, save_geo
+
+    out = {}
+    shapes = (("20x156x4", 20, ["Content", "Events", "Google", "LinkedIn"]),
+              ("40x156x5", 40, ["Content", "Events", "Google", "LinkedIn", "Radio"]))
+    for label, M, chans in shapes:
+        if args.only and label not in args.only:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            save_geo(generate_geo(n_markets=M, n_weeks=156, channels=chans, seed=11), tmp / "data")
+            cfg = {"data": {"geo": "Geo", "controls": ["Competitor_A_Spend", "GDP_Growth"]},
+                   "sampling": {"draws": args.draws, "tune": _tune(args)}, "scheduler": args.scheduler_run}
+            for attempt in ("first", "again"):
+                t = time.perf_counter()
+                p = subprocess.run([sys.executable, "-c", GEO_RUN, str(tmp / "data"), str(tmp / f"out_{attempt}"),
+                                    json.dumps(cfg), str(tmp / "s.duckdb")], capture_output=True, text=True)
+                if p.returncode:
+                    out[f"{label}_{attempt}"] = {"error": p.stderr[-3000:]}
+                    print(label, attempt, "failed", p.stderr[-800:], flush=True)
+                    continue
+                res = json.loads(p.stdout.strip().splitlines()[-1])
+                res["process_wall_s"] = time.perf_counter() - t
+                out[f"{label}_{attempt}"] = res
+                print(f"{label} {attempt}: {res['process_wall_s']:.0f} s, peak RSS {res['peak_rss_mb']:.0f} MB, "
+                      f"R-hat {res['short_term']['max_rhat']:.3f}, ESS {res['short_term']['min_ess_bulk']:.0f}, "
+                      f"compile {res['compile_s']}", flush=True)
+    return out
+
+
 def lt_bound(args) -> dict:
     """How precise can ANY long-term estimate be on ltae's generator? Two references per data set:
 
@@ -530,12 +581,15 @@ def soak(args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
-    ap.add_argument("case", choices=["timing", "recovery", "pipeline", "scale", "soak", "lt_bound", "geo_recovery", "refresh"],
+    ap.add_argument("case", choices=["timing", "recovery", "pipeline", "scale", "soak", "lt_bound", "geo_recovery", "refresh",
+                                         "geo_scale"],
                     nargs="?", default="timing")
     ap.add_argument("--markets", type=int, default=10, help="geo_recovery: markets per data set")
     ap.add_argument("--scheduler", default="serial",
                     help="geo_recovery: serial, local (a Dask LocalCluster) or a Dask scheduler address")
     ap.add_argument("--workers", type=int, help="geo_recovery: LocalCluster workers")
+    ap.add_argument("--scheduler-run", default=None,
+                    help="geo_scale: the run's scheduler for the markets' long-term fits (default: a LocalCluster)")
     ap.add_argument("--draws", type=int, help="draws per chain (default 1000; soak: 100)")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--tune", type=int, help="tuning steps per chain (default: the production default)")
@@ -558,7 +612,7 @@ def main() -> None:
     if args.weeks is None:
         args.weeks = {"soak": 80, "refresh": 208}.get(args.case, 156)
     res = {"timing": timing, "recovery": recovery, "pipeline": pipeline_case, "scale": scale_case, "lt_bound": lt_bound, "geo_recovery": geo_recovery,
-           "refresh": refresh_study,
+           "refresh": refresh_study, "geo_scale": geo_scale,
            "soak": soak}[args.case](args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.case == "recovery":
@@ -579,7 +633,8 @@ def main() -> None:
         name = {"timing": "timing_208x4.json", "pipeline": "pipeline_208x4.json", "scale": "scale.json",
                 "soak": "soak.json", "lt_bound": "lt_information_bound.json",
                 "geo_recovery": f"geo_recovery{'_' + args.tag if args.tag else ''}.json",
-                "refresh": f"refresh{'_' + args.tag if args.tag else ''}.json"}[args.case]
+                "refresh": f"refresh{'_' + args.tag if args.tag else ''}.json",
+                "geo_scale": "geo_scale.json"}[args.case]
         (RESULTS / name).write_text(json.dumps(res, indent=2, default=float))
         print(f"wrote {RESULTS / name}")
 

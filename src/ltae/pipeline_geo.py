@@ -208,7 +208,7 @@ def _national_short(geo: GeoMMM, resp, dates, cfg: RunConfig):
 
     ci = cfg.credible_interval
     q = (1 - ci) / 2
-    contrib = geo.media_contributions().sum(axis=1)  # (S, T, C)
+    contrib = geo.national_contributions()  # (S, T, C)
     base = geo.base_sales_draws().sum(axis=1)
     osa = sum(geo.one_step_ahead(m, seed=cfg.sampling.seed + m) for m in range(geo.n_markets))
     sales = geo.sales.sum(0)

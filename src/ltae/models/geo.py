@@ -288,16 +288,22 @@ class GeoMMM:
             raise RuntimeError("fit the model first")
         return sampling.stacked(self._idata, name)
 
-    def _saturation(self, chunk: slice | None = None) -> np.ndarray:
-        """Hill(Adstock(spend)) per draw, (S, M, T, C)."""
-        if chunk is None:
-            if "sat" not in self._cache:
-                self._cache["sat"] = self._saturation(slice(None))
-            return self._cache["sat"]
-        alpha = self.draws("adstock_alpha")[chunk]
-        ad = np.einsum("mtcl,scl->smtc", self._stack(),
+    def _saturation(self, draws: slice = slice(None), markets=slice(None)) -> np.ndarray:
+        """Hill(Adstock(spend)) per draw, (S, M, T, C) for the draws and markets asked for. Computed on
+        demand, never kept whole (4000 draws x 20 markets x 156 weeks x 4 channels is 400 MB): callers
+        go market by market or in chunks of draws."""
+        alpha = self.draws("adstock_alpha")[draws]
+        ad = np.einsum("mtcl,scl->smtc", self._stack()[markets],
                        _weights(alpha, self.priors.l_max, self.priors.normalize_adstock))
-        return hill(ad, self.draws("hill_kappa")[chunk][:, None, None, :], self.draws("hill_lambda")[chunk][:, None, None, :])
+        return hill(ad, self.draws("hill_kappa")[draws][:, None, None, :],
+                    self.draws("hill_lambda")[draws][:, None, None, :])
+
+    def _saturation_sum(self) -> np.ndarray:
+        """(S, M, C): Hill(Adstock(spend)) summed over the weeks (kept)."""
+        if "sat_sum" not in self._cache:
+            self._cache["sat_sum"] = np.stack([self._saturation(markets=slice(m, m + 1))[:, 0].sum(axis=1)
+                                               for m in range(self.n_markets)], axis=1)
+        return self._cache["sat_sum"]
 
     def _draw_linear(self, seed: int, chunk: int = 250) -> dict:
         """Exact draws of the integrated-out linear effects given each posterior draw (block-arrowhead
@@ -316,7 +322,6 @@ class GeoMMM:
             sd = self.draws("group_sigma")
             sd = np.broadcast_to(sd[:, None], (S, G)) if sd.ndim == 1 else sd
         tau = self.draws("market_sigma")
-        sat_all = self._saturation()
         rng = np.random.default_rng(seed)
         eta_s, eta_m = np.empty((S, qs)), np.empty((S, M, qm))
         m0 = np.zeros(1 + qs + qm)
@@ -324,7 +329,7 @@ class GeoMMM:
         y = self.sales / self.y_scale[:, None]
         for a in range(0, S, chunk):
             sl = slice(a, a + chunk)
-            Zs, Zm, off = self._blocks(sat_all[sl], sd[sl][:, self.group_index], tau[sl])
+            Zs, Zm, off = self._blocks(self._saturation(sl), sd[sl][:, self.group_index], tau[sl])
             E = np.concatenate([(y[None] - off)[..., None], Zs, Zm], axis=-1)
             Wt = _whiten_np(E, sigma[sl], sigma_level[sl], m0, p.intercept_sd**2)
             yt, Ws, Wm = Wt[..., 0], Wt[..., 1:1 + qs], Wt[..., 1 + qs:]
@@ -369,15 +374,36 @@ class GeoMMM:
         """(S, M, C) coefficients on Hill(Adstock), scaled units (contribution = ROI x spend)."""
         if "beta" not in self._cache:
             w = self.roi_draws() * self.spend.sum(axis=1)[None] / self.y_scale[None, :, None]
-            self._cache["beta"] = w / (self._saturation().sum(axis=2) + 1e-12)
+            self._cache["beta"] = w / (self._saturation_sum() + 1e-12)
         return self._cache["beta"]
 
+    def market_contributions(self, market: int) -> np.ndarray:
+        """(S, T, C) contributions of one market in currency."""
+        m = market
+        return (self._saturation(markets=slice(m, m + 1))[:, 0] * self.beta_draws()[:, m, None, :]
+                * self.y_scale[m])
+
     def media_contributions(self) -> np.ndarray:
-        """(S, M, T, C) contributions in currency."""
-        if "contrib" not in self._cache:
-            self._cache["contrib"] = (self._saturation() * self.beta_draws()[:, :, None, :]
-                                      * self.y_scale[None, :, None, None])
-        return self._cache["contrib"]
+        """(S, M, T, C) contributions in currency (all markets at once: large; the pipeline goes market by
+        market with :meth:`market_contributions`)."""
+        return np.stack([self.market_contributions(m) for m in range(self.n_markets)], axis=1)
+
+    def national_contributions(self) -> np.ndarray:
+        """(S, T, C) contributions summed over the markets, in currency."""
+        out = self.market_contributions(0)
+        for m in range(1, self.n_markets):
+            out += self.market_contributions(m)
+        return out
+
+    def _control_effect(self, market: int) -> np.ndarray:
+        """(S, T) controls + seasonality of one market in currency."""
+        m = market
+        out = np.zeros((len(self.draws("sigma")), self.n_weeks))
+        if self.controls.shape[2]:
+            out += self.draws("gamma_control")[:, m] @ self._controls_std()[m].T
+        if self.priors.fourier_order:
+            out += self.draws("season_coef")[:, m] @ self._fourier().T
+        return out * self.y_scale[m]
 
     def control_effect_draws(self) -> np.ndarray:
         """(S, M, T) controls + seasonality in currency."""
@@ -388,16 +414,24 @@ class GeoMMM:
             out += np.einsum("smk,tk->smt", self.draws("season_coef"), self._fourier())
         return out * self.y_scale[None, :, None]
 
+    def _media_sum(self, market: int) -> np.ndarray:
+        """(S, T) one market's media contributions summed over channels (kept: base sales, levels and
+        forecasts reuse it)."""
+        key = ("media", market)
+        if key not in self._cache:
+            self._cache[key] = self.market_contributions(market).sum(-1)
+        return self._cache[key]
+
     def base_sales_draws(self) -> np.ndarray:
         """(S, M, T) sales without media."""
-        return self.sales[None] - self.media_contributions().sum(-1)
+        return self.sales[None] - np.stack([self._media_sum(m) for m in range(self.n_markets)], axis=1)
 
     def level_states(self, market: int) -> dict:
         """Kalman filter/smoother of market ``market``'s level per draw (internal scale)."""
         key = ("level", market)
         if key not in self._cache:
             m = market
-            reg = (self.media_contributions()[:, m].sum(-1) + self.control_effect_draws()[:, m]) / self.y_scale[m]
+            reg = (self._media_sum(m) + self._control_effect(m)) / self.y_scale[m]
             e = self.sales[m][None] / self.y_scale[m] - reg
             self._cache[key] = kalman_smoother_np(e, self.draws("sigma")[:, m], self.draws("sigma_level")[:, m], 1.0,
                                                   self.priors.intercept_sd**2)
@@ -406,7 +440,7 @@ class GeoMMM:
     def one_step_ahead(self, market: int, seed: int = 0) -> np.ndarray:
         """(S, T) one-week-ahead predictive draws of market ``market``'s sales."""
         m = market
-        reg = (self.media_contributions()[:, m].sum(-1) + self.control_effect_draws()[:, m]) / self.y_scale[m]
+        reg = (self._media_sum(m) + self._control_effect(m)) / self.y_scale[m]
         st = self.level_states(m)
         rng = np.random.default_rng(seed)
         return (reg + st["a_pred"] + np.sqrt(st["F_pred"]) * rng.standard_normal(reg.shape)) * self.y_scale[m]

@@ -10,6 +10,9 @@ data of several sizes, and the BVAR of step 2, on whatever JAX sees (the GPU whe
 * ``c_500x10x5``     500 weeks x 10 channels x 5 controls, 4 x 1000
 * ``d_1000x4``       1000 weeks x 4 channels, 4 x 1000
 * ``bvar_208_r4``    the BVAR with 4 base-sales replicates, as the pipeline fits it, 4 x 1000
+* ``geo_20x156x4``   the multi-market model (ltae.models.geo), 20 markets x 156 weeks x 4 channels + 2
+                     controls (Meridian's geo_media.csv shape), 4 x 1000
+* ``geo_20x156x4_64ch`` the same with 64 vectorised chains x 250 draws
 
 One line per case is printed as soon as it ends; every case is wrapped so that a failure does not
 stop the others; cases are skipped once the budget (``--budget`` or ``LTAE_GPU_BUDGET_S``, default
@@ -49,6 +52,8 @@ CASES: dict[str, tuple] = {
     "c_500x10x5": ("mmm", 500, 10, 5, 4, 1000, 1000),
     "d_1000x4": ("mmm", 1000, 4, 4, 4, 1000, 1000),
     "bvar_208_r4": ("bvar", 208, 4, 4, 4, 1000, 1000),
+    "geo_20x156x4": ("geo", 156, 4, 20, 4, 1000, 1000),
+    "geo_20x156x4_64ch": ("geo", 156, 4, 20, 64, 250, 1000),
 }
 QUICK = ("a_208x4", "a_208x4_repeat", "bvar_208")
 
@@ -124,8 +129,17 @@ def run_case(name: str, spec: tuple, quick: bool) -> dict:
     if quick:
         chains, draws, tune = 2, 50, 50
     t_build = time.perf_counter()
-    d = _data(weeks, channels)
-    m = _mmm(d, extra) if kind == "mmm" else _bvar(d, extra)
+    if kind == "geo":  # extra = markets
+        from ltae.data.synthetic_geo import generate_geo
+        from ltae.models.geo import GeoMMM
+
+        d = generate_geo(n_markets=extra if not quick else 3, n_weeks=weeks if not quick else 60, seed=11)
+        pn = d.panel()
+        m = GeoMMM(pn["sales"], pn["spend"], pn["controls"][:, :, :2], d.markets, d.truth["channels_order"],
+                   ["Competitor_A_Spend", "GDP_Growth"])
+    else:
+        d = _data(weeks, channels)
+        m = _mmm(d, extra) if kind == "mmm" else _bvar(d, extra)
     m.build_model()
     build_s = time.perf_counter() - t_build
     t = time.perf_counter()
@@ -135,7 +149,7 @@ def run_case(name: str, spec: tuple, quick: bool) -> dict:
     s = m.summary()
     summary_s = time.perf_counter() - ts
     res = {"kind": kind, "weeks": weeks, "channels": channels,
-           ("controls" if kind == "mmm" else "replicates"): extra, "chains": chains, "draws": draws,
+           {"mmm": "controls", "bvar": "replicates", "geo": "markets"}[kind]: extra, "chains": chains, "draws": draws,
            "tune": tune, "build_s": build_s, "wall_s": wall, "summary_s": summary_s,
            "max_rhat": s["max_rhat"], "min_ess_bulk": s["min_ess_bulk"], "min_ess_tail": s["min_ess_tail"],
            "divergences": s["divergences"], "ess_per_s": s["min_ess_bulk"] / wall, **_stats(m)}
@@ -143,6 +157,11 @@ def run_case(name: str, spec: tuple, quick: bool) -> dict:
     if res.get("leapfrog_steps_draws") and res.get("sampling_time_s"):
         # a rough rate: draws' leapfrog steps (tuning steps not counted) over sampling time
         res["leapfrog_steps_per_s_lower_bound"] = res["leapfrog_steps_draws"] / res["sampling_time_s"]
+    if kind == "geo":
+        nat = m.national_roi_draws()
+        truth = np.array([d.truth["national"][c]["short_term_roi"] for c in d.truth["channels_order"]])
+        lo, hi = np.quantile(nat, [0.025, 0.975], axis=0)
+        res["national_st_roi_coverage"] = float(np.mean((lo <= truth) & (truth <= hi)))
     if kind == "mmm":
         try:
             roi = m.short_term_roi_draws()

@@ -34,8 +34,8 @@ from ltae.analysis.calibration import (
     lift_test_checklist_row,
     lift_tests_frame,
     lift_tests_hash,
+    lift_tests_within,
     read_lift_tests,
-    tests_within,
 )
 from ltae.analysis.diagnostics import fit_metrics
 from ltae.analysis.optimize import ResponseModel, optimize_budget
@@ -410,7 +410,7 @@ def holdout_check(ds, cfg: RunConfig, weeks: int, lift_tests: pd.DataFrame | Non
     n = ds.n_weeks - weeks
     train = ds.subset(0, n)
     mmm = ShortTermMMM.from_dataset(train, cfg.channel_groups, cfg.mmm_priors,
-                                    lift_tests=tests_within(lift_tests, train.dates))
+                                    lift_tests=lift_tests_within(lift_tests, train.dates))
     s = cfg.sampling
     mmm.fit(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, sampler=s.sampler,
             seed=s.seed)

@@ -33,14 +33,14 @@ def fold_origins(n_weeks: int, folds: int, horizon: int = BACKTEST_HORIZON) -> l
 def _fit_fold(item: dict) -> dict:
     """One fold (a task for :func:`ltae.distributed.fan_out`: a pure function of its item): fit on the
     first ``train_weeks`` weeks, forecast the next ``horizon`` weeks; returns the forecast draws."""
-    from ltae.analysis.calibration import tests_within
+    from ltae.analysis.calibration import lift_tests_within
     from ltae.models.mmm import MMMPriors, ShortTermMMM
 
     ds, n, h = item["dataset"], item["train_weeks"], item["horizon"]
     priors = MMMPriors.model_validate(item["priors"])
     train = ds.subset(0, n)
     mmm = ShortTermMMM.from_dataset(train, item["channel_groups"], priors,
-                                    lift_tests=tests_within(item["lift_tests"], train.dates))
+                                    lift_tests=lift_tests_within(item["lift_tests"], train.dates))
     s = item["sampling"]
     mmm.fit(draws=s["draws"], tune=s["tune"], chains=s["chains"], target_accept=s["target_accept"],
             sampler=s["sampler"], seed=s["seed"])

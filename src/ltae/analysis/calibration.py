@@ -262,7 +262,7 @@ def lift_tests_hash(tests: pd.DataFrame | None) -> str | None:
     return hashlib.sha256(json.dumps(rows, sort_keys=True, default=repr).encode()).hexdigest()[:16]
 
 
-def tests_within(tests: pd.DataFrame | None, dates) -> pd.DataFrame | None:
+def lift_tests_within(tests: pd.DataFrame | None, dates) -> pd.DataFrame | None:
     """The tests measured entirely inside ``dates`` (a fit on fewer weeks: holdout, backtest folds)."""
     if tests is None or not len(tests):
         return None

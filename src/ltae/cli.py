@@ -537,8 +537,8 @@ def run_cmd(
         "--backtest", min=0, help="Rolling-origin backtest: K refits on the first N - 4k weeks, each scored on "
         "its next 4 weeks (out-of-sample MAPE and coverage).", show_default=False)] = None,
     scheduler: Annotated[str | None, typer.Option(
-        "--scheduler", help="Where refits (backtest folds) run: serial (default), local (a Dask LocalCluster) "
-        "or a Dask scheduler address.", show_default=False)] = None,
+        "--scheduler", help="Where independent fits (backtest folds, markets) run: serial, or a Dask scheduler "
+        "address (default: a Dask LocalCluster on this machine).", show_default=False)] = None,
     store: StoreOpt = None,
     mlflow: Annotated[bool, typer.Option("--mlflow", help="Log the finished run to MLflow and register a model "
                                          "version (the registry extra; default tracking URI: "

@@ -117,8 +117,6 @@ class RunConfig(BaseModel):
     budget_bounds: tuple[float, float] = (0.5, 1.5)
     risk_quantile: float | None = None
     prior_sensitivity: bool = False
-    holdout_weeks: int = Field(0, ge=0)
-    credible_interval: float = 0.95
     # experiments: a CSV of lift tests (ltae.analysis.calibration: channel, start, end, spend_change,
     # lift, lift_se[, measured_until, spread, name]) that enter the short-term model's likelihood; a
     # relative path is relative to the working directory
@@ -127,11 +125,14 @@ class RunConfig(BaseModel):
     # are from each test (the checklist's "Lift tests" row; without it the check is lenient)
     lift_tests_refit: bool = True
     # rolling-origin backtest: K refits of the short-term model on the first N - k * 4 weeks
-    # (k = 1..K), each forecasting the next 4 weeks with the actual spend and controls
+    # (k = 1..K), each forecasting the next 4 weeks with the actual spend and controls; the folds run
+    # where `scheduler` says
     backtest_folds: int = Field(0, ge=0, le=52)
-    # where independent refits (backtest folds) run: "serial" (in this process), "local" (a Dask
-    # LocalCluster on this machine) or a Dask scheduler address ("tcp://host:8786"); same numbers
-    scheduler: str = "serial"
+    holdout_weeks: int = Field(0, ge=0)
+    credible_interval: float = 0.95
+    # where independent fits run (each market's long-term model, ...): None = a Dask LocalCluster on
+    # this machine, "serial" = in this process, or a Dask scheduler address ("tcp://host:8786")
+    scheduler: str | None = None
     mlflow: MlflowConfig = MlflowConfig()
 
     @field_validator("bvar_priors", mode="before")
@@ -156,18 +157,18 @@ class RunConfig(BaseModel):
             raise ValueError(f"must be between 0 and 1, exclusive{hint}")
         return v
 
-    @field_validator("scheduler")
-    @classmethod
-    def _scheduler(cls, v: str) -> str:
-        v = v.strip()
-        if v not in ("serial", "local") and "://" not in v:
-            raise ValueError('must be "serial", "local" or a Dask scheduler address such as "tcp://host:8786"')
-        return v
-
     @field_validator("lift_tests")
     @classmethod
     def _lift_tests(cls, v: str | None) -> str | None:
         return None if v is None or not str(v).strip() else str(v)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, v: str | None) -> str | None:
+        if v is not None and v.strip() != "serial" and "://" not in v:
+            raise ValueError('must be "serial" or a Dask scheduler address such as "tcp://host:8786" (leave it out '
+                             "for a LocalCluster on this machine)")
+        return None if v is None else v.strip()
 
     @field_validator("budget")
     @classmethod

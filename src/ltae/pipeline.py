@@ -373,8 +373,8 @@ def backtest_check(ds, cfg: RunConfig, lift_tests: pd.DataFrame | None = None, p
     from ltae.analysis.backtest import run_backtest
 
     progress = progress or _noop
-    progress("checklist", f"note: backtest: {cfg.backtest_folds} refits of the short-term model "
-                          f"({cfg.scheduler})")
+    where = {None: "on a Dask LocalCluster", "serial": "one after the other"}.get(cfg.scheduler, f"on {cfg.scheduler}")
+    progress("checklist", f"note: backtest: {cfg.backtest_folds} refits of the short-term model, {where}")
     s = cfg.sampling
     return run_backtest(ds, cfg.backtest_folds, priors=cfg.mmm_priors, channel_groups=cfg.channel_groups,
                         sampling=s.model_dump(), credible_interval=cfg.credible_interval,

@@ -80,14 +80,15 @@ def summarize_folds(folds: list[dict], horizon: int, credible_interval: float) -
 
 
 def run_backtest(ds, folds: int, *, priors, channel_groups=None, sampling: dict, credible_interval: float = 0.95,
-                 lift_tests: pd.DataFrame | None = None, scheduler: str = "serial",
+                 lift_tests: pd.DataFrame | None = None, scheduler: str | None = "serial",
                  horizon: int = BACKTEST_HORIZON, progress: Callable[[int, int], None] | None = None) -> dict:
     """Rolling-origin backtest of the short-term model on ``ds`` (an
     :class:`~ltae.data.dataset.MMMDataset`) with ``folds`` folds (see the module docstring).
 
     ``priors``: :class:`~ltae.models.mmm.MMMPriors`; ``sampling``: draws, tune, chains, target_accept,
     sampler, seed; ``lift_tests``: the run's lift tests (each fold keeps those measured inside its
-    weeks); ``scheduler``: "serial", "local" (a Dask LocalCluster) or a Dask scheduler address.
+    weeks); ``scheduler``: "serial", None (a Dask LocalCluster on this machine) or a Dask scheduler
+    address.
 
     Returns ``{"folds": [...], "overall": {...}}``: per fold (latest origin first) ``fold``,
     ``train_weeks``, ``origin`` (the fold's last fitted week), ``dates`` (the forecast weeks),
@@ -102,7 +103,7 @@ def run_backtest(ds, folds: int, *, priors, channel_groups=None, sampling: dict,
     keys = ("draws", "tune", "chains", "target_accept", "sampler", "seed")
     items = [{"dataset": ds, "train_weeks": n, "horizon": horizon, "priors": pri, "channel_groups": channel_groups,
               "sampling": {k: sampling[k] for k in keys}, "lift_tests": lift_tests} for n in origins]
-    results = fan_out(_fit_fold, items, scheduler=None if scheduler == "local" else scheduler, progress=progress)
+    results = fan_out(_fit_fold, items, scheduler=scheduler, progress=progress)
     dates = pd.DatetimeIndex(ds.dates)
     y = ds.target.to_numpy(dtype=float)
     out = []

@@ -380,3 +380,15 @@ def test_a_contradicting_experiment_moves_the_roi_and_is_flagged(lift_run, data8
     assert m.short_term_roi_draws()[:, g].mean() > 1.5 * alone.short_term_roi_draws()[:, g].mean()
     assert not r["agrees"] and r["without_tests_z"] > 3
     assert lift_test_checklist_row([r])["status"] == "warn"
+
+
+def test_the_api_refuses_server_paths_and_schedulers_in_a_config():
+    pytest.importorskip("fastapi")
+    from ltae.serve.api import ApiError, _run_config
+
+    for cfg, field in (({"lift_tests": "/etc/passwd"}, "config.lift_tests"),
+                       ({"scheduler": "tcp://10.0.0.1:8786"}, "config.scheduler")):
+        with pytest.raises(ApiError) as e:
+            _run_config(cfg, None)
+        assert e.value.status == 422 and e.value.field == field
+    assert _run_config({"scheduler": "serial", "backtest_folds": 2}, None).backtest_folds == 2

@@ -350,7 +350,8 @@ def lift_test_checklist_row(records: list[dict] | None) -> dict:
     bad = [r for r in records if not r["agrees"]]
     if not bad:
         return {"check": "Lift tests", "value": 0, "threshold": threshold, "status": "pass",
-                "action": f"None needed: the model agrees with all {len(records)} lift test(s)."}
+                "action": "None needed: the model agrees with "
+                          + ("the lift test." if len(records) == 1 else f"all {len(records)} lift tests.")}
     parts = []
     for r in bad:
         alone = (f"the data alone predict {r['without_tests_mean']:,.0f} ± {r['without_tests_sd']:,.0f}, "

@@ -392,3 +392,34 @@ def test_the_api_refuses_server_paths_and_schedulers_in_a_config():
             _run_config(cfg, None)
         assert e.value.status == 422 and e.value.field == field
     assert _run_config({"scheduler": "serial", "backtest_folds": 2}, None).backtest_folds == 2
+
+
+def test_resume_refits_when_the_tests_change(lift_run, tmp_path):
+    """The tests' content is part of the short-term step key: the same tests (re-saved with other quoting
+    and spelling) resume, a changed standard error refits the calibrated model, while the fit without
+    tests resumes either way."""
+    import shutil
+
+    from ltae import pipeline
+
+    out, res = lift_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    tests = pd.read_csv(out / "lift_tests.csv")
+    cfg = {**CFG, "lift_tests": str(tmp_path / "t.csv")}
+    data = res.config["data"]["path"]
+
+    def again(frame):
+        frame.rename(columns=str.upper).to_csv(tmp_path / "t.csv", index=False, quoting=1)
+        events = []
+        pipeline.run(data, run, cfg, progress=lambda s, st: events.append((s, st)),
+                     store_path=tmp_path / "s.duckdb")
+        return {s for s, st in events if st == "resumed"}
+
+    assert {"short_term", "long_term", "short_term_without_lift_tests"} <= again(tests.assign(channel="google"))
+    changed = again(tests.assign(lift_se=tests.lift_se * 2))
+    assert "short_term" not in changed and "long_term" not in changed
+    assert "short_term_without_lift_tests" in changed
+    assert json.loads((run / "manifest.json").read_text())["keys"]["short_term_without_lift_tests"] == \
+        json.loads((out / "manifest.json").read_text())["keys"]["short_term_without_lift_tests"]
+    assert pd.read_csv(run / "lift_tests.csv").lift_se[0] == pytest.approx(2 * tests.lift_se[0])

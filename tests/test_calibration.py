@@ -423,3 +423,16 @@ def test_resume_refits_when_the_tests_change(lift_run, tmp_path):
     assert json.loads((run / "manifest.json").read_text())["keys"]["short_term_without_lift_tests"] == \
         json.loads((out / "manifest.json").read_text())["keys"]["short_term_without_lift_tests"]
     assert pd.read_csv(run / "lift_tests.csv").lift_se[0] == pytest.approx(2 * tests.lift_se[0])
+
+
+def test_lift_tests_and_backtests_refuse_data_of_several_markets(tmp_path):
+    from ltae.config import ConfigError, RunConfig, check_against_data
+    from ltae.data.panel import PanelDataset
+    from ltae.data.synthetic_geo import generate_geo, market_datasets
+
+    panel = PanelDataset(market_datasets(generate_geo(n_markets=2, n_weeks=60, seed=1)))
+    p = _write(tmp_path, GOOD)
+    with pytest.raises(DataValidationError, match="this run has 2 markets"):
+        read_lift_tests(p, panel)
+    with pytest.raises(ConfigError, match="'backtest_folds': backtests are of one market"):
+        check_against_data(RunConfig(backtest_folds=2), panel)

@@ -334,7 +334,10 @@ def check_against_data(cfg: RunConfig, ds) -> None:
             errors.append(f"'holdout_weeks': {h} leaves {n - h} weeks to fit on, fewer than min_weeks "
                           f"({cfg.data.min_weeks}); hold out fewer weeks or lower min_weeks")
     k = cfg.backtest_folds
-    if k:
+    if k and hasattr(ds, "markets"):
+        errors.append("'backtest_folds': backtests are of one market's (or national) data; this run has "
+                      f"{len(ds.markets)} markets")
+    elif k:
         from ltae.analysis.backtest import BACKTEST_HORIZON
 
         left = n - k * BACKTEST_HORIZON

@@ -150,6 +150,12 @@ def read_lift_tests(source, dataset, name: str | None = None) -> pd.DataFrame:
     that is not one of the data's weeks (or not on its weekday), ``start`` after ``end``,
     ``measured_until`` before ``end``, a number that is missing or not finite, a standard error that is
     not positive, a zero change, or a change that makes a week's spend negative."""
+    from ltae.data.panel import PanelDataset
+
+    if isinstance(dataset, PanelDataset):
+        raise DataValidationError("lift tests calibrate the model of one market's (or national) data; this run has "
+                                  f"{len(dataset)} markets", file=str(source) if not isinstance(source, pd.DataFrame)
+                                  else name or "lift tests", hint="run without --lift-tests, or on the national data")
     table = _table(source, name)
     normalize_headers(table)
     cols = {}

@@ -539,6 +539,15 @@ def run_cmd(
                                                 "(refits).", show_default=False)] = None,
     prior_sensitivity: Annotated[bool, typer.Option("--prior-sensitivity", help="Refit with priors halved and "
                                                     "doubled.")] = False,
+    lift_tests: Annotated[Path | None, typer.Option(
+        "--lift-tests", help="CSV of experiments (columns channel, start, end, spend_change, lift, lift_se; "
+        "optional measured_until, spread, name) that calibrate the short-term model.", show_default=False)] = None,
+    backtest: Annotated[int | None, typer.Option(
+        "--backtest", min=0, help="Rolling-origin backtest: K refits on the first N - 4k weeks, each scored on "
+        "its next 4 weeks (out-of-sample MAPE and coverage).", show_default=False)] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Where independent fits (backtest folds, markets) run: serial, or a Dask scheduler "
+        "address (default: a Dask LocalCluster on this machine).", show_default=False)] = None,
     store: StoreOpt = None,
     mlflow: Annotated[bool, typer.Option("--mlflow", help="Log the finished run to MLflow and register a model "
                                          "version (the registry extra; default tracking URI: "
@@ -551,6 +560,8 @@ def run_cmd(
         "sampling": {"draws": draws, "tune": tune, "chains": chains, "sampler": sampler, "seed": seed},
         "horizon": horizon, "budget": budget, "holdout_weeks": holdout,
         "prior_sensitivity": prior_sensitivity or None,
+        "lift_tests": str(lift_tests) if lift_tests is not None else None, "backtest_folds": backtest,
+        "scheduler": scheduler,
         "mlflow": {"enabled": True if (mlflow or mlflow_uri) else None, "tracking_uri": mlflow_uri},
     }
     _run_pipeline(data, out, config, overrides, store)

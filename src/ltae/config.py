@@ -4,7 +4,7 @@ Every configuration error is reported before any fit, as :class:`ConfigError` (a
 :class:`~ltae.data.validate.DataValidationError`: the CLI exits 2 with one message): syntax errors
 with the file name and line (:func:`load_config`), every wrong key, type or value of a file at once
 with the file name and the key (:func:`build_config`), and the settings that depend on the data
-(``holdout_weeks``, ``channel_groups``) once the data are loaded (:func:`check_against_data`).
+(``holdout_weeks``, ``backtest_folds``, ``channel_groups``) once the data are loaded (:func:`check_against_data`).
 """
 
 from __future__ import annotations
@@ -120,6 +120,17 @@ class RunConfig(BaseModel):
     budget_bounds: tuple[float, float] = (0.5, 1.5)
     risk_quantile: float | None = None
     prior_sensitivity: bool = False
+    # experiments: a CSV of lift tests (ltae.analysis.calibration: channel, start, end, spend_change,
+    # lift, lift_se[, measured_until, spread, name]) that enter the short-term model's likelihood; a
+    # relative path is relative to the working directory
+    lift_tests: str | None = None
+    # with lift tests: also fit the short-term model without them, to say how far the sales data alone
+    # are from each test (the checklist's "Lift tests" row; without it the check is lenient)
+    lift_tests_refit: bool = True
+    # rolling-origin backtest: K refits of the short-term model on the first N - k * 4 weeks
+    # (k = 1..K), each forecasting the next 4 weeks with the actual spend and controls; the folds run
+    # where `scheduler` says
+    backtest_folds: int = Field(0, ge=0, le=52)
     holdout_weeks: int = Field(0, ge=0)
     credible_interval: float = 0.95
     # where independent fits run (each market's long-term model, ...): None = a Dask LocalCluster on
@@ -149,6 +160,19 @@ class RunConfig(BaseModel):
             raise ValueError(f"must be between 0 and 1, exclusive{hint}")
         return v
 
+    @field_validator("lift_tests")
+    @classmethod
+    def _lift_tests(cls, v: str | None) -> str | None:
+        return None if v is None or not str(v).strip() else str(v)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, v: str | None) -> str | None:
+        if v is not None and v.strip() != "serial" and "://" not in v:
+            raise ValueError('must be "serial" or a Dask scheduler address such as "tcp://host:8786" (leave it out '
+                             "for a LocalCluster on this machine)")
+        return None if v is None else v.strip()
+
     @field_validator("budget")
     @classmethod
     def _budget(cls, v: float | None) -> float | None:
@@ -162,9 +186,12 @@ class RunConfig(BaseModel):
         check_bounds(*v)
         return v
 
-    def step_key(self, step: str, data_hash: str, upstream: str | None = None) -> str:
+    def step_key(self, step: str, data_hash: str, upstream: str | None = None, lift_tests: str | None = None) -> str:
         """Hash of what a step depends on (for resuming); ``upstream``: the key of the step whose
-        output it was fitted on (the long-term model's short-term posterior)."""
+        output it was fitted on (the long-term model's short-term posterior); ``lift_tests``: the hash
+        of the lift tests in the short-term model's likelihood
+        (:func:`ltae.analysis.calibration.lift_tests_hash`; None: no tests, and the key is the one of
+        a run without tests)."""
         sampling = self.sampling.model_dump(exclude={"bvar_sampler"})
         parts = {
             "data": data_hash,
@@ -174,6 +201,8 @@ class RunConfig(BaseModel):
         }
         if upstream is not None:
             parts["upstream"] = upstream
+        if lift_tests is not None:
+            parts["lift_tests"] = lift_tests
         if step == "bvar":
             parts.update(
                 {
@@ -307,6 +336,18 @@ def check_against_data(cfg: RunConfig, ds) -> None:
         elif n - h < cfg.data.min_weeks:
             errors.append(f"'holdout_weeks': {h} leaves {n - h} weeks to fit on, fewer than min_weeks "
                           f"({cfg.data.min_weeks}); hold out fewer weeks or lower min_weeks")
+    k = cfg.backtest_folds
+    if k and hasattr(ds, "markets"):
+        errors.append("'backtest_folds': backtests are of one market's (or national) data; this run has "
+                      f"{len(ds.markets)} markets")
+    elif k:
+        from ltae.analysis.backtest import BACKTEST_HORIZON
+
+        left = n - k * BACKTEST_HORIZON
+        if left < cfg.data.min_weeks:
+            errors.append(f"'backtest_folds': {k} folds of {BACKTEST_HORIZON} weeks leave {max(left, 0)} weeks to fit "
+                          f"the first fold on, fewer than min_weeks ({cfg.data.min_weeks}); use fewer folds "
+                          f"(at most {max((n - cfg.data.min_weeks) // BACKTEST_HORIZON, 0)})")
     if cfg.channel_groups:
         names = set(ds.channels)
         unknown = [c for g in cfg.channel_groups.values() for c in g if c not in names]

@@ -29,6 +29,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ltae.analysis.calibration import (
+    lift_test_check,
+    lift_test_checklist_row,
+    lift_tests_frame,
+    lift_tests_hash,
+    lift_tests_within,
+    read_lift_tests,
+)
 from ltae.analysis.diagnostics import fit_metrics
 from ltae.analysis.optimize import ResponseModel, optimize_budget
 from ltae.analysis.roi import (
@@ -220,10 +228,14 @@ def _status(ok: bool, warn: bool = False) -> str:
 
 
 def checklist(short: ShortTermResult, long: LongTermResult, roi: pd.DataFrame, sensitivity: dict | None,
-              credible_interval: float = 0.95) -> list:
+              credible_interval: float = 0.95, lift_tests: list[dict] | None = None,
+              backtest: dict | None = None) -> list:
     """The spec's validation checklist: one dict per check with ``check``, ``value``, ``threshold``,
     ``status`` ("pass", "warn", "fail", "not run" or "not applicable") and ``action``. The coverage
-    check's band follows ``credible_interval`` (for 0.95: pass 90-98%, warn 85-99.5%)."""
+    check's band follows ``credible_interval`` (for 0.95: pass 90-98%, warn 85-99.5%). With a
+    ``backtest`` (:func:`ltae.analysis.backtest.run_backtest`) the MAPE and coverage rows use its
+    out-of-sample forecasts; ``lift_tests`` (:func:`ltae.analysis.calibration.lift_test_check`) adds
+    whether the model agrees with each experiment."""
     conv = [short.convergence, long.convergence]
     rhat = max(c["max_rhat"] for c in conv)
     ess = min(c["min_ess_bulk"] for c in conv)
@@ -249,6 +261,8 @@ def checklist(short: ShortTermResult, long: LongTermResult, roi: pd.DataFrame, s
                            cov_warn[0] <= m["one_step_coverage"] <= cov_warn[1]),
          "action": "Adjust the noise priors or check data quality."},
     ]
+    if backtest:
+        out[3], out[5] = _backtest_rows(backtest["overall"], credible_interval)
     if sensitivity:
         ch = sensitivity["max_relative_change"]
         out.append({"check": "Prior sensitivity", "value": ch * 100, "threshold": "< 20% change in ROI",
@@ -257,6 +271,8 @@ def checklist(short: ShortTermResult, long: LongTermResult, roi: pd.DataFrame, s
     else:
         out.append({"check": "Prior sensitivity", "value": None, "threshold": "< 20% change in ROI",
                     "status": "not run", "action": "Run with --prior-sensitivity (refits the short-term model)."})
+    if lift_tests:
+        out.append(lift_test_checklist_row(lift_tests))
     if short.fit_info.get("sampler") == "advi":  # variational: MCMC diagnostics do not apply
         for c in out[:3]:
             c["status"] = "not applicable"
@@ -290,6 +306,82 @@ def checklist(short: ShortTermResult, long: LongTermResult, roi: pd.DataFrame, s
     return out
 
 
+def _backtest_rows(bt: dict, credible_interval: float) -> tuple[dict, dict]:
+    """The MAPE and coverage rows from a backtest's out-of-sample forecasts. Coverage passes inside the
+    in-sample band or when the count of covered forecasts is consistent with the nominal level (binomial
+    test p >= 0.05; warn p >= 0.01): a few dozen forecasts cannot tell 95% from 100%."""
+    from ltae.analysis.backtest import coverage_consistent
+
+    k, n, h = bt["folds"], bt["n_forecasts"], bt["horizon"]
+    ci_pct = round(credible_interval * 100, 6)
+    cov_pass, cov_warn = coverage_band(credible_interval)
+    mape = bt["mape_1_week"]
+    cov = bt["coverage_all"]
+    p = coverage_consistent(bt["n_covered"], n, credible_interval)
+    mape_row = {"check": f"MAPE (out of sample: 1 week ahead, backtest of {k} folds)", "value": mape,
+                "threshold": "< 15%", "status": "not run" if mape is None else _status(mape < 15),
+                "action": "Add variables or revise the model structure."}
+    cov_row = {"check": f"{ci_pct:g}% interval coverage (out of sample: 1-{h} weeks ahead, {n} forecasts in "
+                        f"{k} folds)", "value": cov * 100,
+               "threshold": f"{cov_pass[0] * 100:g}-{cov_pass[1] * 100:g}%, or consistent with {ci_pct:g}% "
+                            "(binomial test p >= 0.05)",
+               "status": _status(cov_pass[0] <= cov <= cov_pass[1] or p >= 0.05,
+                                 cov_warn[0] <= cov <= cov_warn[1] or p >= 0.01),
+               "action": "Adjust the noise priors or check data quality."}
+    return mape_row, cov_row
+
+
+NO_TESTS_STEP = "short_term_without_lift_tests"
+
+
+def _lift_tests_step(mmm: ShortTermMMM, ds, cfg: RunConfig, out: Path, data_hash: str, progress,
+                     timings: dict) -> tuple[dict | None, str | None]:
+    """With lift tests: the model's predicted lift of each test against the measured one, with the tests
+    in the likelihood and (``lift_tests_refit``) from the same model fitted without them (saved and
+    resumed as ``posteriors/short_term_without_lift_tests.nc``, whose key is that of a run without
+    tests). Returns (the ``lift_tests`` entry of diagnostics.json, the refit's key or None)."""
+    post = out / "posteriors" / f"{NO_TESTS_STEP}.nc"
+    if mmm.lift_tests is None:
+        post.unlink(missing_ok=True)
+        return None, None
+    alone, key = None, None
+    ci = cfg.credible_interval
+    if cfg.lift_tests_refit:
+        alone = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors)
+        key = cfg.step_key("short_term", data_hash)
+        progress("short_term", "note: fitting the short-term model once more without the lift tests, to compare "
+                               "each test with what the sales data alone say")
+        _, timings["lift_tests_refit_s"] = _fit_or_resume(
+            alone, NO_TESTS_STEP, out, key, cfg, progress, cfg.sampling.sampler, data_hash=data_hash,
+            expect={"channel": len(ds.channels), "control": len(ds.control_names)})
+    else:
+        post.unlink(missing_ok=True)
+    q = (1 - ci) / 2
+
+    def roi(m):
+        d = m.short_term_roi_draws()
+        return {c: {"mean": float(np.nanmean(d[:, i])), "lower": float(np.nanquantile(d[:, i], q)),
+                    "upper": float(np.nanquantile(d[:, i], 1 - q))} for i, c in enumerate(m.channels)}
+
+    diag = {"tests": lift_test_check(mmm, alone, ci), "credible_interval": ci,
+            "roi_with_tests": roi(mmm), "roi_without_tests": roi(alone) if alone is not None else None}
+    return diag, key
+
+
+def backtest_check(ds, cfg: RunConfig, lift_tests: pd.DataFrame | None = None, progress=None) -> dict:
+    """The rolling-origin backtest of ``cfg.backtest_folds`` folds (:func:`ltae.analysis.backtest.run_backtest`),
+    the folds run where ``cfg.scheduler`` says."""
+    from ltae.analysis.backtest import run_backtest
+
+    progress = progress or _noop
+    where = {None: "on a Dask LocalCluster", "serial": "one after the other"}.get(cfg.scheduler, f"on {cfg.scheduler}")
+    progress("checklist", f"note: backtest: {cfg.backtest_folds} refits of the short-term model, {where}")
+    s = cfg.sampling
+    return run_backtest(ds, cfg.backtest_folds, priors=cfg.mmm_priors, channel_groups=cfg.channel_groups,
+                        sampling=s.model_dump(), credible_interval=cfg.credible_interval,
+                        lift_tests=lift_tests, scheduler=cfg.scheduler)
+
+
 def coverage_band(credible_interval: float) -> tuple[tuple[float, float], tuple[float, float]]:
     """(pass, warn) ranges of the one-week-ahead interval coverage: the spec's 90-98% (warn 85-99.5%)
     for a 95% interval, shifted with the nominal level and capped at 100%."""
@@ -298,11 +390,11 @@ def coverage_band(credible_interval: float) -> tuple[tuple[float, float], tuple[
             (round(c - 0.10, 6), round(min(c + 0.045, 1.0), 6)))
 
 
-def prior_sensitivity(ds, cfg: RunConfig, base_roi: np.ndarray) -> dict:
-    """Refit the short-term model with every prior scale halved and doubled."""
+def prior_sensitivity(ds, cfg: RunConfig, base_roi: np.ndarray, lift_tests: pd.DataFrame | None = None) -> dict:
+    """Refit the short-term model with every prior scale halved and doubled (with the run's lift tests)."""
     res = {}
     for f in (0.5, 2.0):
-        mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors.scaled(f))
+        mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors.scaled(f), lift_tests=lift_tests)
         s = cfg.sampling
         mmm.fit(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, sampler=s.sampler,
                 seed=s.seed)
@@ -313,11 +405,13 @@ def prior_sensitivity(ds, cfg: RunConfig, base_roi: np.ndarray) -> dict:
             "max_relative_change": rel}
 
 
-def holdout_check(ds, cfg: RunConfig, weeks: int) -> dict:
-    """Fit on the first N - weeks weeks and score the last ``weeks`` (time-ordered holdout)."""
+def holdout_check(ds, cfg: RunConfig, weeks: int, lift_tests: pd.DataFrame | None = None) -> dict:
+    """Fit on the first N - weeks weeks and score the last ``weeks`` (time-ordered holdout); the lift
+    tests measured inside the fitted weeks stay in the model."""
     n = ds.n_weeks - weeks
     train = ds.subset(0, n)
-    mmm = ShortTermMMM.from_dataset(train, cfg.channel_groups, cfg.mmm_priors)
+    mmm = ShortTermMMM.from_dataset(train, cfg.channel_groups, cfg.mmm_priors,
+                                    lift_tests=lift_tests_within(lift_tests, train.dates))
     s = cfg.sampling
     mmm.fit(draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept, sampler=s.sampler,
             seed=s.seed)
@@ -400,6 +494,7 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack, r
     d = cfg.data
     ds = load_dataset(d.path, d.roles)
     check_against_data(cfg, ds)
+    lift_tests = read_lift_tests(cfg.lift_tests, ds) if cfg.lift_tests else None  # errors before any write
     quality = quality_report(ds.national() if hasattr(ds, "national") else ds).to_dict()
     data_hash = ds.data_hash()
     run_id = new_run_id(cfg, data_hash)
@@ -413,6 +508,10 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack, r
     from ltae.data.prepare import write_prepared
 
     write_prepared(ds, out / "prepared_data.csv")
+    if lift_tests is not None:
+        art.atomic_write_csv(out / "lift_tests.csv", lift_tests_frame(lift_tests))
+    else:
+        (out / "lift_tests.csv").unlink(missing_ok=True)  # an earlier run's tests are not this run's
     art.atomic_write_json(out / "quality.json", quality)
     timings["prepare_s"] = time.perf_counter() - t
     progress("prepare", "done")
@@ -424,7 +523,7 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack, r
 
         result, keys = geo_steps(ds, cfg, out, progress, timings, data_hash, run_id, quality)
     else:
-        result, keys = _model_steps(ds, cfg, out, progress, timings, data_hash, run_id, quality)
+        result, keys = _model_steps(ds, cfg, out, progress, timings, data_hash, run_id, quality, lift_tests)
     result.out_dir = str(out)
     if refresh_of is not None:  # the ROI before and after, in the diagnostics, the report and refresh.json
         from ltae.refresh import comparison
@@ -437,19 +536,20 @@ def _run(data, out, config, progress, store_path, stack: contextlib.ExitStack, r
 
 
 def _model_steps(ds, cfg: RunConfig, out: Path, progress, timings: dict, data_hash: str, run_id: str,
-                 quality: dict) -> tuple[RunResult, dict]:
+                 quality: dict, lift_tests: pd.DataFrame | None = None) -> tuple[RunResult, dict]:
     """Steps 2-6 for one market: short-term model, long-term model, ROI, checklist, budget."""
     # 2. short-term model
     progress("short_term", "start")
-    mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors)
+    mmm = ShortTermMMM.from_dataset(ds, cfg.channel_groups, cfg.mmm_priors, lift_tests=lift_tests)
     mmm.initial_values = cfg.sampling.initial_values
-    st_key = cfg.step_key("short_term", data_hash)
+    st_key = cfg.step_key("short_term", data_hash, lift_tests=lift_tests_hash(lift_tests))
     resumed_st, timings["short_term_fit_s"] = _fit_or_resume(
         mmm, "short_term", out, st_key, cfg, progress, cfg.sampling.sampler, data_hash=data_hash,
         expect={"channel": len(ds.channels), "control": len(ds.control_names)})
     t = time.perf_counter()
     short = short_term_result(mmm, ds, cfg.credible_interval)
     timings["short_term_post_s"] = time.perf_counter() - t
+    lift_diag, no_tests_post = _lift_tests_step(mmm, ds, cfg, out, data_hash, progress, timings)
     progress("short_term", "done")
 
     # 3. long-term model on base-sales draws
@@ -485,10 +585,16 @@ def _model_steps(ds, cfg: RunConfig, out: Path, progress, timings: dict, data_ha
 
     # 5. checklist (+ optional refits)
     progress("checklist", "start")
-    sens = prior_sensitivity(ds, cfg, short.roi_draws) if cfg.prior_sensitivity else None
+    sens = prior_sensitivity(ds, cfg, short.roi_draws, lift_tests) if cfg.prior_sensitivity else None
     if cfg.holdout_weeks:
-        short.holdout = holdout_check(ds, cfg, cfg.holdout_weeks)
-    checks = checklist(short, long, roi, sens, cfg.credible_interval)
+        short.holdout = holdout_check(ds, cfg, cfg.holdout_weeks, lift_tests)
+    backtest = None
+    if cfg.backtest_folds:
+        t = time.perf_counter()
+        backtest = backtest_check(ds, cfg, lift_tests, progress)
+        timings["backtest_s"] = time.perf_counter() - t
+    checks = checklist(short, long, roi, sens, cfg.credible_interval,
+                       lift_tests=lift_diag["tests"] if lift_diag else None, backtest=backtest)
     progress("checklist", "done")
 
     # 6. budget
@@ -512,6 +618,8 @@ def _model_steps(ds, cfg: RunConfig, out: Path, progress, timings: dict, data_ha
             "resumed": resumed_lt, "status": long.status},
         "fit": short.fit_metrics,
         "holdout": short.holdout,
+        "backtest": backtest,
+        "lift_tests": lift_diag,
         "prior_sensitivity": sens,
         "checklist": checks,
         "budget": dict(budget.attrs),
@@ -524,7 +632,14 @@ def _model_steps(ds, cfg: RunConfig, out: Path, progress, timings: dict, data_ha
     result.draws = draws_df.join(pd.DataFrame(st, columns=[f"short_{c}" for c in ds.spend.columns])).join(
         pd.DataFrame(lt_used, columns=[f"long_{c}" for c in ds.spend.columns]))
     result.extra_files = ["posteriors/irf.nc"]
-    return result, {"data": data_hash, "short_term": st_key, "long_term": lt_key}
+    keys = {"data": data_hash, "short_term": st_key, "long_term": lt_key}
+    if lift_diag:
+        result.extra_files.append("lift_tests.csv")
+        if lift_diag.get("roi_without_tests"):
+            result.extra_files.append(f"posteriors/{NO_TESTS_STEP}.nc")
+    if no_tests_post is not None:
+        keys["short_term_without_lift_tests"] = no_tests_post
+    return result, keys
 
 
 def _finish(result: RunResult, cfg: RunConfig, out: Path, progress, store_path, timings: dict, t_all: float,

@@ -411,6 +411,41 @@ def scenario_truth(data: SyntheticData, plan_spend, reference_spend, horizon: in
             "units": "currency of sales", "horizon": horizon}
 
 
+def lift_test_truth(data: SyntheticData, channel: str, start: int, end: int, spend_change: float,
+                    measured_until: int | None = None, spread: str = "even") -> dict:
+    """The generator's true lift of a lift test: channel ``channel``'s spend changed by ``spend_change``
+    in total over weeks ``start``..``end`` (0-based week indices, inclusive; ``spread``: ``"even"``, the
+    same amount each week, or ``"proportional"`` to each week's spend), sales
+    measured over weeks ``start``..``measured_until`` (default ``end``).
+
+    Returns, in currency of sales: ``short_term``: the change of the channel's media effect (its own
+    adstock, Hill and beta, the carry-over into the measured weeks included), the lift the short-term
+    model describes; ``long_term``: the change of base sales through the brand funnel inside the
+    measured weeks (not part of the short-term model's lift); ``total``: their sum."""
+    p = data.params
+    i = p.channels.index(channel)
+    until = end if measured_until is None else measured_until
+    if not 0 <= start <= end <= until < len(data.sales):
+        raise ValueError(f"weeks must satisfy 0 <= start <= end <= measured_until < {len(data.sales)}")
+    spend = data.spend_wide.to_numpy(dtype=float)
+    changed = spend.copy()
+    x = spend[start:end + 1, i]
+    if spread == "proportional":
+        changed[start:end + 1, i] += spend_change * x / x.sum()
+    else:
+        changed[start:end + 1, i] += spend_change / (end - start + 1)
+    if (changed[:, i] < -1e-9).any():
+        raise ValueError("the change makes the spend negative")
+    changed[:, i] = np.maximum(changed[:, i], 0.0)
+    n = len(spend)
+    zero = {k: np.zeros(n) for k in ("aw", "co", "lvl")}  # the funnel is linear: the noise cancels
+    a, b = _simulate(p, spend, zero, n), _simulate(p, changed, zero, n)
+    w = slice(start, until + 1)
+    st = float((b["media"][w, i] - a["media"][w, i]).sum())
+    lt = float((b["level_dev"][w] - a["level_dev"][w]).sum())
+    return {"short_term": st, "long_term": lt, "total": st + lt}
+
+
 def save_to_csv(data: SyntheticData, output_dir) -> Path:
     """Write the five CSV files plus ``truth.json`` (atomically, file by file)."""
     from ltae.io import atomic_write_csv, atomic_write_json

@@ -253,6 +253,18 @@ def _fourier(t: np.ndarray, order: int, period: float) -> np.ndarray:
     return np.column_stack(cols) if cols else np.zeros((len(t), 0))
 
 
+def spread_change(spend: np.ndarray, change: float, spread: str | None = None) -> np.ndarray:
+    """A lift test's change of spend week by week over its test weeks (``spend``: the data's spend in
+    those weeks): ``"even"`` (default) the same amount every week; ``"proportional"`` in proportion to
+    each week's spend (a hold-out that cuts a share of the planned spend; a go-dark is ``change`` =
+    minus the weeks' spend)."""
+    spend = np.asarray(spend, dtype=float)
+    if spread == "proportional":
+        total = spend.sum()
+        return change * spend / total if total > 0 else np.full(len(spend), np.nan)
+    return np.full(len(spend), change / max(len(spend), 1))
+
+
 @dataclass
 class _Design:
     """Everything the likelihood needs, already scaled."""
@@ -334,9 +346,10 @@ class ShortTermMMM:
 
     # ------------------------------------------------------------------------------------------
     @classmethod
-    def from_dataset(cls, ds, channel_groups=None, priors=None) -> ShortTermMMM:
+    def from_dataset(cls, ds, channel_groups=None, priors=None, lift_tests=None) -> ShortTermMMM:
         """The model of an :class:`~ltae.data.dataset.MMMDataset`: its target, spend and controls (plus
-        last week's brand metrics with ``priors.brand_lag_controls``)."""
+        last week's brand metrics with ``priors.brand_lag_controls``); ``lift_tests``: experiments as
+        :func:`ltae.analysis.calibration.read_lift_tests` returns them (None: none)."""
         controls = ds.controls
         if priors is not None and priors.brand_lag_controls and ds.brand.shape[1]:
             # last week's brand metrics as controls: the brand-mediated part of base sales is then
@@ -346,7 +359,7 @@ class ShortTermMMM:
         return cls(
             sales=ds.target.values, spend=ds.spend.values, controls=controls.values,
             channels=list(ds.spend.columns), control_names=list(controls.columns),
-            channel_groups=channel_groups, priors=priors, dates=ds.dates,
+            channel_groups=channel_groups, priors=priors, dates=ds.dates, lift_tests=lift_tests,
         )
 
     @property
@@ -506,7 +519,7 @@ class ShortTermMMM:
             until = r.end if until is None or pd.isna(until) else until
             window[i] = (dates >= pd.Timestamp(r.start)) & (dates <= pd.Timestamp(until))
             x = self.spend[:, cidx[i]].copy()
-            x[test] += float(r.spend_change) / max(int(test.sum()), 1)
+            x[test] += spread_change(x[test], float(r.spend_change), getattr(r, "spread", None))
             stack[i] = lag_stack(np.maximum(x, 0.0)[:, None] / self.spend_scale[cidx[i]], L)[:, 0, :]
         return {"channel": cidx, "window": window, "stack": stack,
                 "lift": lt["lift"].to_numpy(float) / self.y_scale, "se": lt["lift_se"].to_numpy(float) / self.y_scale}

@@ -87,6 +87,7 @@ th, td { border-bottom: 1px solid var(--line); padding: 5px 10px; text-align: le
 th { background: var(--soft); font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.total td { font-weight: 600; border-top: 2px solid var(--line); }
+tr.warn td { background: #fff8e1; }
 .badge { display: inline-block; padding: 1px 9px; border-radius: 10px; font-size: 0.85em; font-weight: 600;
          color: #fff; white-space: nowrap; }
 .badge-pass { background: #1a7f37; }
@@ -565,7 +566,7 @@ def diagnostics_section(result: RunResult) -> str:
     if fm:
         parts.append("<h3>In-sample fit</h3>" + _kv_table(_fit_rows(fm, _ci(result)), "metric"))
     for k, v in diags.items():
-        if k in models or k in ("fit", "checklist", "budget") or v in (None, {}, []):
+        if k in models or k in ("fit", "checklist", "budget", "lift_tests", "backtest") or v in (None, {}, []):
             continue
         parts.append(_generic(v, str(k).replace("_", " ")))
     if result.short.holdout and "holdout" not in diags:
@@ -573,6 +574,87 @@ def diagnostics_section(result: RunResult) -> str:
     if timings:
         parts.append("<h3>Timings (seconds)</h3>" + _kv_table(timings, "step", "seconds"))
     return "".join(parts)
+
+
+def lift_tests_section(result: RunResult) -> str:
+    """The experiments (lift tests): each measured lift against the model's prediction, with the tests in
+    the likelihood and from the sales data alone, and the short-term ROI with and without the tests."""
+    diags = result.diagnostics if isinstance(result.diagnostics, Mapping) else {}
+    lt = diags.get("lift_tests")
+    if not isinstance(lt, Mapping) or not lt.get("tests"):
+        return ""
+    ci = _ci(result)
+    alone = lt.get("roi_without_tests")
+    rows, classes = [], []
+    for r in lt["tests"]:
+        pred = fmt_interval(r.get("predicted_mean"), r.get("predicted_lower"), r.get("predicted_upper"), fmt_money)
+        wo = (fmt_interval(r.get("without_tests_mean"), r.get("without_tests_lower"), r.get("without_tests_upper"),
+                           fmt_money) if r.get("without_tests_mean") is not None else "not fitted")
+        rows.append([_td(str(r.get("name")), num=False), _td(str(r.get("channel")), num=False),
+                     _td(f"{r.get('start')} to {r.get('end')}" + (f" (measured to {r.get('measured_until')})"
+                         if r.get("measured_until") != r.get("end") else ""), num=False),
+                     _td(fmt_money(r.get("spend_change")), num=True),
+                     _td(f"{fmt_money(r.get('lift'))} ± {fmt_money(r.get('lift_se'))}", num=True),
+                     _td(wo, num=True), _td(pred, num=True),
+                     f"<td>{_badge('pass' if r.get('agrees') else 'warn')}</td>"])
+        classes.append("" if r.get("agrees") else "warn")
+    parts = ["<p>Each experiment changed one channel's spend and measured the extra sales (currency; negative for "
+             "a cut). It enters the short-term model's likelihood as an observation of the channel's response "
+             "curve, weighted by its standard error. <b>Data alone</b> is what the same model fitted without any "
+             "test predicts for the experiment (the honest comparison); <b>with the tests</b> the posterior "
+             "already leans toward them. A test is flagged when the measurement is 2 or more standard deviations "
+             f"from either prediction. Intervals are {ci}.</p>",
+             _table(["Test", "Channel", "Weeks", "Spend change", "Measured lift ± se", f"Data alone [{ci}]",
+                     f"With the tests [{ci}]", "Agrees"], rows, num_cols=[3, 4, 5, 6], row_classes=classes)]
+    with_t = lt.get("roi_with_tests") or {}
+    if with_t:
+        head = ["Channel", f"Short-term ROI with the tests [{ci}]"]
+        if alone:
+            head.append(f"Without the tests [{ci}]")
+        rr = []
+        for ch, v in with_t.items():
+            row = [_td(str(ch), num=False), _td(fmt_interval(v.get("mean"), v.get("lower"), v.get("upper")), num=True)]
+            if alone:
+                a = alone.get(ch, {})
+                row.append(_td(fmt_interval(a.get("mean"), a.get("lower"), a.get("upper")), num=True))
+            rr.append(row)
+        parts.append("<h3>Short-term ROI with and without the experiments</h3>"
+                     + _table(head, rr, num_cols=list(range(1, len(head)))))
+    return "".join(parts)
+
+
+def backtest_section(result: RunResult) -> str:
+    """The rolling-origin backtest: out-of-sample MAPE and interval coverage, overall and per fold."""
+    diags = result.diagnostics if isinstance(result.diagnostics, Mapping) else {}
+    bt = diags.get("backtest")
+    if not isinstance(bt, Mapping) or not bt.get("folds"):
+        return ""
+    o = bt.get("overall", {})
+    ci = _ci(result)
+    h = int(o.get("horizon", 4))
+
+    def pct(x, share=False):
+        f = _float(x)
+        return "–" if f is None or not math.isfinite(f) else (f"{f:.0%}" if share else f"{f:.1f}%")
+
+    summary = _table(["", "1 week ahead", f"{h} weeks ahead", f"1-{h} weeks ahead (pooled)"], [
+        [_td("MAPE", num=False), _td(pct(o.get("mape_1_week")), num=True),
+         _td(pct(o.get(f"mape_{h}_weeks")), num=True), _td(pct(o.get("mape_all")), num=True)],
+        [_td(f"{ci} interval coverage", num=False), _td(pct(o.get("coverage_1_week"), True), num=True),
+         _td(pct(o.get(f"coverage_{h}_weeks"), True), num=True), _td(pct(o.get("coverage_all"), True), num=True)],
+    ], num_cols=[1, 2, 3])
+    rows = []
+    for f in bt["folds"]:
+        ape, cov = f.get("ape") or [], f.get("covered") or []
+        rows.append([_td(f.get("fold")), _td(f.get("train_weeks")), _td(str(f.get("origin")), num=False),
+                     _td(pct(ape[0] if ape else None), num=True), _td(pct(ape[-1] if ape else None), num=True),
+                     _td(f"{sum(bool(c) for c in cov)}/{len(cov)}", num=True), _td(f.get("max_rhat"))])
+    return (f"<p>{o.get('folds')} refits of the short-term model on expanding windows: fold k fits the first N − "
+            f"{h}k weeks and forecasts the next {h} weeks with the spend and controls that happened. The errors "
+            "are out of sample: no forecast week was in its fold's fit.</p>" + summary
+            + "<h3>Per fold (latest first)</h3>"
+            + _table(["Fold", "Weeks fitted", "Last fitted week", "APE 1 week", f"APE {h} weeks",
+                      f"Inside the {ci} interval", "Max R-hat"], rows, num_cols=[0, 1, 3, 4, 5, 6]))
 
 
 def data_section(result: RunResult) -> str:
@@ -739,6 +821,8 @@ def render_report(result: RunResult, figures: Mapping[str, str], path: str | os.
         *((("refresh", "Refresh", refresh_section(result)),)
           if isinstance(result.diagnostics, Mapping) and result.diagnostics.get("refresh") else ()),
         ("checklist", "Validation checklist", checklist_table(result)),
+        *((("experiments", "Experiments (lift tests)", x),) if (x := lift_tests_section(result)) else ()),
+        *((("backtest", "Backtest (out of sample)", x),) if (x := backtest_section(result)) else ()),
         ("figures", "Figures", figures_section(result, {k: v for k, v in figures.items() if k != "market_roi"},
                                                path)),
         ("budget", "Budget", budget_section(result)),

@@ -905,6 +905,13 @@ def _run_config(config: dict | None, tracking_uri: str | None) -> Any:
     if isinstance(data, dict) and data.get("path"):
         raise ApiError(422, "give the data as data_path or an upload, not in the configuration",
                        field="config.data.path")
+    if config.get("lift_tests"):  # a path on the server: not a client's to choose
+        raise ApiError(422, "lift tests are not taken through the API; run `ltae run --lift-tests FILE` on the "
+                       "server", field="config.lift_tests")
+    sched = config.get("scheduler")
+    if isinstance(sched, str) and sched.strip() != "serial":
+        raise ApiError(422, "the server decides where fits run (leave scheduler out, or \"serial\")",
+                       field="config.scheduler")
     ml = config.get("mlflow")
     if isinstance(ml, dict) and ml.get("tracking_uri"):
         raise ApiError(422, "the server decides where runs are registered (ltae serve --mlflow-uri)",

@@ -106,11 +106,12 @@ def default_channel_groups(channels) -> dict[str, list[str]]:
 
 
 def local_level_loglik(e, sigma, sigma_level, m0: float, p0: float, n: int | None = None,
-                       method: str = "prefix"):
+                       method: str = "kalman"):
     """Log-likelihood of e[t] = level[t] + N(0, sigma^2), level[t] = level[t-1] + N(0, sigma_level^2),
     level[0] ~ N(m0, p0), with the level integrated out exactly (scalar Kalman filter).
 
-    ``method="prefix"`` (default) has no loop: the predicted variances follow a constant Riccati
+    ``method="kalman"`` (default) is the filter as one compiled operation with a hand-written
+    gradient (:mod:`ltae.models.kalman`). ``method="prefix"`` has no loop: the predicted variances follow a constant Riccati
     (Moebius) map, which has a closed form, and the predicted means follow a linear recurrence
     a[t+1] = (1 - K[t]) a[t] + K[t] e[t], evaluated by a parallel prefix (Hillis-Steele) over
     ceil(log2 T) levels of element-wise operations. With numba at T = 208 the log density and its
@@ -137,6 +138,11 @@ def local_level_loglik(e, sigma, sigma_level, m0: float, p0: float, n: int | Non
     n = n if n is not None else e.type.shape[0]
     if n is None:
         raise ValueError("local_level_loglik needs the series length n")
+    if method == "kalman":
+        from ltae.models.kalman import kalman_gram
+
+        G, sum_log_f = kalman_gram(e[:, None], s2, q, [m0], p0)
+        return -0.5 * (n * np.log(2 * np.pi) + sum_log_f + G[0, 0])
     w, sum_log_f = local_level_whiten(e[:, None], sigma, sigma_level, np.array([m0]), p0, n)
     return -0.5 * (n * np.log(2 * np.pi) + sum_log_f + pt.sum(w**2))
 
@@ -436,6 +442,8 @@ class ShortTermMMM:
     def _marginal_likelihood(self, pm, pt, sat, d: _Design, T: int):
         import pytensor.tensor.slinalg as sl
 
+        from ltae.models.kalman import kalman_gram
+
         p = self.priors
         sd_g = self._group_sigma(pm, pt)[self.group_index]  # (C,)
         data = {"roi_weight": pm.Data("roi_weight", d.roi_weight),
@@ -447,12 +455,12 @@ class ShortTermMMM:
         m0 = np.zeros(1 + self._n_eta())
         m0[0] = 1.0
         sigma, sigma_level = self._noise_scales(pm, pt)
-        Wt, sum_log_f = local_level_whiten(E, sigma, sigma_level, m0, p.intercept_sd**2, T)
-        yt, Z = Wt[:, 0], Wt[:, 1:]
-        prec = pt.eye(self._n_eta()) + Z.T @ Z
+        # the Kalman filter as one operation: the Gram matrix of the whitened columns [y~, Z]
+        G, sum_log_f = kalman_gram(E, sigma**2, sigma_level**2, m0, p.intercept_sd**2)
+        prec = pt.eye(self._n_eta()) + G[1:, 1:]  # I + Z'Z
         Lp = sl.cholesky(prec, lower=True)
-        w = sl.solve_triangular(Lp, Z.T @ yt, lower=True)
-        loglik = -0.5 * (T * np.log(2 * np.pi) + sum_log_f + yt @ yt - w @ w) - pt.sum(pt.log(pt.diag(Lp)))
+        w = sl.solve_triangular(Lp, G[1:, 0], lower=True)  # Lp^-1 Z'y~
+        loglik = -0.5 * (T * np.log(2 * np.pi) + sum_log_f + G[0, 0] - w @ w) - pt.sum(pt.log(pt.diag(Lp)))
         pm.Potential("y_loglik", loglik)
 
     def _noise_scales(self, pm, pt):

@@ -47,6 +47,9 @@ def _setup_jax() -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    from ltae.models.kalman import register_jax
+
+    register_jax()  # the Kalman filter operation's JAX implementation
     try:
         jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

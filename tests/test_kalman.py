@@ -1,6 +1,7 @@
-"""The Kalman filter operation (ltae.models.kalman): value and gradient against the graph version
-(a parallel prefix differentiated by pytensor), the textbook scan, and finite differences, on every
-backend it runs on (numba, pytensor's Python linker, JAX)."""
+"""The integrated-likelihood operation (ltae.models.kalman): value and gradient against the graph
+version (parallel-prefix whitening + LAPACK Cholesky, differentiated by pytensor), the textbook
+scan, the dense multivariate normal and finite differences, on every backend it runs on (numba,
+pytensor's Python linker, JAX)."""
 
 from __future__ import annotations
 
@@ -8,68 +9,89 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from scipy import stats
 
-from ltae.models.kalman import KalmanGram, gram_grad_numpy, gram_numpy, kalman_gram
+from ltae.models.kalman import KalmanLoglik, kalman_loglik, loglik_numpy, value_and_grad_numpy
 from ltae.models.mmm import local_level_loglik, local_level_whiten
 
 
-def _objectives(T, Q, p0=0.7):
-    """Graph inputs and two objectives with the same value: one through the operation, one through
-    the prefix graph; the objective mixes every output (all of G and S) with random weights."""
+def _graph_loglik(E, s, sl, m0, p0, T):
+    """The same log density as a pytensor graph (the model's formulation before the operation)."""
+    import pytensor.tensor.slinalg as sla
+
+    W, sum_log_f = local_level_whiten(E, s, sl, m0, p0, T)
+    yt, Z = W[:, 0], W[:, 1:]
+    L = sla.cholesky(pt.eye(len(m0) - 1) + Z.T @ Z, lower=True)
+    w = sla.solve_triangular(L, Z.T @ yt, lower=True)
+    return -0.5 * (T * np.log(2 * np.pi) + sum_log_f + yt @ yt - w @ w) - pt.sum(pt.log(pt.diag(L)))
+
+
+def _functions(T, Q, mode, p0=0.7):
     E = pt.matrix("E", shape=(T, Q))
     s, sl = pt.dscalar("s"), pt.dscalar("sl")
-    R = pt.matrix("R", shape=(Q, Q))
     m0 = np.linspace(1.0, -0.5, Q)
-    G, S = kalman_gram(E, s**2, sl**2, m0, p0)
-    W, S_ref = local_level_whiten(E, s, sl, m0, p0, T)
-    return (E, s, sl, R), (G * R).sum() + 0.7 * S, ((W.T @ W) * R).sum() + 0.7 * S_ref
+    ll = kalman_loglik(E, s**2, sl**2, m0, p0)
+    ref = _graph_loglik(E, s, sl, m0, p0, T)
+    f = pytensor.function([E, s, sl], [ll, *pt.grad(ll, [E, s, sl])], mode=mode)
+    f_ref = pytensor.function([E, s, sl], [ref, *pt.grad(ref, [E, s, sl])], mode="FAST_COMPILE")
+    return f, f_ref, m0
 
 
 @pytest.mark.parametrize("mode", ["NUMBA", "FAST_COMPILE"])
-@pytest.mark.parametrize("T,Q", [(1, 1), (2, 3), (7, 2), (60, 6)])
-def test_operation_matches_the_prefix_graph_value_and_gradient(mode, T, Q):
-    inputs, obj, obj_ref = _objectives(T, Q)
-    E, s, sl, _ = inputs
-    f = pytensor.function(list(inputs), [obj, *pt.grad(obj, [E, s, sl])], mode=mode)
-    f_ref = pytensor.function(list(inputs), [obj_ref, *pt.grad(obj_ref, [E, s, sl])], mode="FAST_COMPILE")
+@pytest.mark.parametrize("T,Q", [(1, 2), (2, 3), (7, 2), (60, 6)])
+def test_operation_matches_the_graph_version_value_and_gradient(mode, T, Q):
+    f, f_ref, _ = _functions(T, Q, mode)
     rng = np.random.default_rng(T * 10 + Q)
     for sv, qv in ((0.1, 0.05), (0.008, 0.02), (0.3, 1e-3)):
-        args = [1.0 + rng.normal(size=(T, Q)), sv, qv, rng.normal(size=(Q, Q))]
+        args = [1.0 + rng.normal(size=(T, Q)), sv, qv]
         for got, want in zip(f(*args), f_ref(*args), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * (1 + np.max(np.abs(want))))
+
+
+def test_equals_the_dense_multivariate_normal():
+    """y = level + X eta + noise with eta ~ N(0, I) and X = E[:, 1:] - m0[1:]:
+    y ~ N(m0[0], p0 11' + q min(s, t) + s2 I + X X')."""
+    rng = np.random.default_rng(2)
+    T, k = 25, 3
+    m0 = np.array([1.0, 0.3, -0.2, 0.0])
+    X = rng.normal(size=(T, k))
+    y = 1.0 + rng.normal(size=T)
+    E = np.column_stack([y, -X + m0[1:]])  # whitening y - (m0_j - E_j) eta is linear in eta
+    s2, q, p0 = 0.04, 0.01, 0.5
+    t = np.arange(T)
+    cov = p0 + q * np.minimum(t[:, None], t[None, :]) + s2 * np.eye(T) + X @ X.T
+    want = stats.multivariate_normal(np.full(T, m0[0]), cov).logpdf(y)
+    np.testing.assert_allclose(loglik_numpy(E, s2, q, m0, p0), want, rtol=1e-10)
+    Ev, s2v, qv = pt.matrix(), pt.dscalar(), pt.dscalar()
+    f = pytensor.function([Ev, s2v, qv], kalman_loglik(Ev, s2v, qv, m0, p0), mode="NUMBA")
+    np.testing.assert_allclose(f(E, s2, q), want, rtol=1e-10)
 
 
 def test_gradient_matches_finite_differences():
     """The hand-written adjoint against central differences (pytensor's verify_grad), every input."""
     rng = np.random.default_rng(3)
     m0 = [0.5, 0.0, -1.0]
-
-    def fn(E, s2, q):
-        G, S = KalmanGram(m0, 0.4)(E, s2, q)
-        return (G * np.arange(1.0, 10.0).reshape(3, 3)).sum() + 2.0 * S
-
-    pytensor.gradient.verify_grad(fn, [rng.normal(size=(9, 3)), np.array(0.05), np.array(0.02)], rng=rng,
+    pytensor.gradient.verify_grad(lambda E, s2, q: kalman_loglik(E, s2, q, m0, 0.4),
+                                  [rng.normal(size=(9, 3)), np.array(0.05), np.array(0.02)], rng=rng,
                                   mode="FAST_COMPILE", abs_tol=1e-4, rel_tol=1e-4)
 
 
-def test_numpy_twins_agree_with_the_sequential_filter():
-    """gram_numpy equals the Gram matrix of ltae's numpy whitening (the draws of the linear effects
-    use it), and the numpy adjoint equals the numba one."""
-    from ltae.models.mmm import local_level_whiten_np
-
+def test_numba_and_numpy_implementations_agree():
+    """The operation's four outputs (value and gradient, computed in one pass) on both backends."""
     rng = np.random.default_rng(5)
     E = rng.normal(size=(30, 4))
     m0 = np.array([1.0, 0.0, 0.0, 0.0])
-    G, S = gram_numpy(E, 0.04, 0.01, m0, 1.0)
-    W = local_level_whiten_np(E[None], np.array([0.2]), np.array([0.1]), m0, 1.0)[0]
-    np.testing.assert_allclose(G, W.T @ W, rtol=1e-12)
-    Ev, s2, q, gG, gS = (pt.matrix(), pt.dscalar(), pt.dscalar(), pt.matrix(), pt.dscalar())
-    from ltae.models.kalman import KalmanGramGrad
-
-    f = pytensor.function([Ev, s2, q, gG, gS], KalmanGramGrad(m0, 1.0)(Ev, s2, q, gG, gS), mode="NUMBA")
-    g = rng.normal(size=(4, 4))
-    for got, want in zip(f(E, 0.04, 0.01, g, 0.3), gram_grad_numpy(E, 0.04, 0.01, m0, 1.0, g, 0.3), strict=True):
+    Ev, s2, q = pt.matrix(), pt.dscalar(), pt.dscalar()
+    f = pytensor.function([Ev, s2, q], KalmanLoglik(m0, 1.0)(Ev, s2, q), mode="NUMBA")
+    for got, want in zip(f(E, 0.04, 0.01), value_and_grad_numpy(E, 0.04, 0.01, m0, 1.0), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_second_derivatives_are_refused():
+    E, s2, q = pt.matrix(shape=(4, 2)), pt.dscalar(), pt.dscalar()
+    g = pt.grad(kalman_loglik(E, s2, q, [1.0, 0.0], 1.0), s2)
+    with pytest.raises(NotImplementedError, match="second derivatives"):
+        pt.grad(g, s2)
 
 
 def test_log_likelihood_equals_the_textbook_scan():
@@ -91,17 +113,12 @@ def test_jax_implementation_value_and_gradient():
     from ltae.models import sampling
 
     sampling._setup_jax()  # float64 and the JAX registration
-    inputs, obj, _ = _objectives(12, 3)
-    E, s, sl, _ = inputs
-    outs = [obj, *pt.grad(obj, [E, s, sl])]
-    f_jax = pytensor.function(list(inputs), outs, mode="JAX")
-    f_np = pytensor.function(list(inputs), outs, mode="FAST_COMPILE")
-    rng = np.random.default_rng(1)
-    args = [1.0 + rng.normal(size=(12, 3)), 0.1, 0.05, rng.normal(size=(3, 3))]
-    for got, want in zip(f_jax(*args), f_np(*args), strict=True):
+    f_jax, f_ref, _ = _functions(12, 3, "JAX")
+    args = [1.0 + np.random.default_rng(1).normal(size=(12, 3)), 0.1, 0.05]
+    for got, want in zip(f_jax(*args), f_ref(*args), strict=True):
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-9, atol=1e-10)
 
 
 def test_m0_must_match_the_columns():
     with pytest.raises(ValueError, match="m0 has 2 entries but E has 3 columns"):
-        kalman_gram(pt.matrix(shape=(5, 3)), 0.1, 0.1, [1.0, 0.0], 1.0)
+        kalman_loglik(pt.matrix(shape=(5, 3)), 0.1, 0.1, [1.0, 0.0], 1.0)

@@ -27,17 +27,21 @@ _SCRIPT = textwrap.dedent("""
         a, b = pm.Normal("a", 0, 5), pm.Normal("b", 0, 5)
         s = pm.HalfNormal("s", 1)
         pm.Normal("obs", a + b * xd, s, observed=yd)
-    hits = []
+    hits, rewrites = [], []
     orig = compile_cache._DiskCache.load_overload
     def load(self, sig, ctx):
         r = orig(self, sig, ctx)
         hits.append(r is not None)
         return r
     compile_cache._DiskCache.load_overload = load
+    import nutpie.compile_pymc as ncp
+    make = ncp._make_functions  # pytensor's graph building, rewriting and linking
+    ncp._make_functions = lambda *a, **k: (rewrites.append(1), make(*a, **k))[1]
     res = sampling.sample(m, sampling.SamplerSettings(sampler="nutpie", draws=100, tune=100, chains=2, seed=3))
     post = res.idata.posterior
-    print(json.dumps({"hits": hits, "b": float(post["b"].values.sum()), "files": len(list(
-        (sampling.cache_dir() / "nutpie").glob("*.nbc")))}))
+    folder = sampling.cache_dir() / "nutpie"
+    print(json.dumps({"hits": hits, "b": float(post["b"].values.sum()), "files": len(list(folder.glob("*.nbc"))),
+                      "models": len(list(folder.glob("*.model.json"))), "pytensor_compiles": len(rewrites)}))
 """)
 
 
@@ -49,24 +53,61 @@ def _run(tmp_path: Path, noise: float = 1.0) -> dict:
 
 
 def _warm(tmp_path: Path) -> dict:
-    """Runs until every callback is on disk. On a cold pytensor cache the log density is compiled
-    together with pytensor's own op code, whose numba environments cannot be restored, so it is
-    saved by the next run (the first run may also round differently in the last bits)."""
-    for _ in range(2):
+    """Runs until every callback and the compiled model are on disk. On a cold pytensor cache the
+    log density is compiled together with pytensor's own op code, whose numba environments cannot be
+    restored, so it is saved by the next run (the first run may also round differently in the last
+    bits)."""
+    for _ in range(3):
         res = _run(tmp_path)
-        if res["files"] == len(res["hits"]):
+        if res["models"] == 1 and res["pytensor_compiles"] == 0:
             return res
-    raise AssertionError(f"callbacks not saved: {res}")
+    raise AssertionError(f"compiled model not saved: {res}")
 
 
-def test_callbacks_load_from_disk_in_a_new_process_with_identical_draws(tmp_path):
+def test_a_model_entry_that_does_not_fit_is_ignored(tmp_path):
+    first = _warm(tmp_path)
+    folder = tmp_path / "cache" / "nutpie"
+    (entry,) = folder.glob("*.model.json")
+    saved = json.loads(entry.read_text())
+    for broken in ({**saved, "n_dim": saved["n_dim"] + 1}, {**saved, "logp_cfunc": "0" * 40}):
+        entry.write_text(json.dumps(broken))
+        res = _run(tmp_path)
+        assert res["pytensor_compiles"] == 1 and res["b"] == first["b"]  # compiled again, same draws
+        assert json.loads(entry.read_text()) == saved  # and the entry rewritten
+
+
+def _linear_model(n: int, prior_sd: float = 5.0, seed: int = 0):
+    import pymc as pm
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    with pm.Model(coords={"k": ["a", "b"]}) as m:
+        xd, yd = pm.Data("x", x), pm.Data("y", 1.0 + 2.0 * x + rng.normal(size=n))
+        coef = pm.Normal("coef", 0, prior_sd, dims="k")
+        pm.Normal("obs", coef[0] + coef[1] * xd, 1.0, observed=yd)
+    return m
+
+
+def test_model_key_follows_structure_not_data_values():
+    key = lambda m: compile_cache.model_key(m)[0]  # noqa: E731
+    base = key(_linear_model(40))
+    assert key(_linear_model(40, seed=1)) == base  # other values: compiled code is the same
+    assert key(_linear_model(41)) != base  # another shape
+    assert key(_linear_model(40, prior_sd=4.0)) != base  # a constant in the graph
+    assert compile_cache.model_key(_linear_model(40), var_names=["coef"])[0] != base
+    _, shared = compile_cache.model_key(_linear_model(40))
+    assert set(shared) == {"x", "y", "k"}  # the data and the dimension length
+
+
+def test_compiled_model_loads_from_disk_in_a_new_process_with_identical_draws(tmp_path):
     first = _warm(tmp_path)
     second = _run(tmp_path)
     assert second["hits"] and all(second["hits"])  # every callback came from disk
+    assert second["pytensor_compiles"] == 0  # and the model around them: no graph rewriting
     assert second["b"] == first["b"]  # the same machine code: the same draws
-    # other data, same model structure: the same callbacks (data reach them at run time)
+    # other data, same model structure: the same compiled model (data reach it at run time)
     third = _run(tmp_path, noise=3.0)
-    assert all(third["hits"]) and third["b"] != first["b"]
+    assert all(third["hits"]) and third["pytensor_compiles"] == 0 and third["b"] != first["b"]
 
 
 def test_corrupt_cache_file_is_recompiled_and_replaced(tmp_path):

@@ -345,7 +345,25 @@ def _op_fp(op, depth: int = 0):
         return (type(op).__module__, type(op).__qualname__,
                 _value_fp(getattr(op, "output_types_preference", None), depth + 1),
                 [(a, repr(getattr(op, a, None))) for a in extra])
-    return (type(op).__module__, type(op).__qualname__, [(p, _value_fp(getattr(op, p), depth + 1)) for p in props])
+    return (type(op).__module__, type(op).__qualname__, [(p, _value_fp(getattr(op, p), depth + 1)) for p in props],
+            _module_source_hash(type(op).__module__))
+
+
+_SOURCE_HASHES: dict[str, str] = {}
+
+
+def _module_source_hash(module: str) -> str:
+    """For ops from outside pytensor and PyMC (whose versions are in the key), a hash of the source
+    of the module that defines them: their compiled code changes with it, their props need not."""
+    if module.split(".")[0] in ("pytensor", "pymc"):
+        return ""
+    if module not in _SOURCE_HASHES:
+        mod = sys.modules.get(module)
+        path = getattr(mod, "__file__", None)
+        if not path:
+            raise _Uncacheable(f"no source for the module of an op: {module}")
+        _SOURCE_HASHES[module] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return _SOURCE_HASHES[module]
 
 
 def _graph_fp(outputs) -> tuple[list, dict]:

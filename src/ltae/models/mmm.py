@@ -693,10 +693,14 @@ class ShortTermMMM:
         """(S, C): extra contribution per extra unit of spend for a +step*100% change of a channel."""
         base = self.media_contributions().sum(axis=1)
         out = np.empty_like(base)
+        beta = self.draws("beta")
+        alpha, kappa, lam = (self.draws(v) for v in ("adstock_alpha", "hill_kappa", "hill_lambda"))
         for c in range(len(self.channels)):
-            sp = self.spend.copy()
-            sp[:, c] *= 1.0 + step
-            up = self.media_contributions(spend=sp)[:, :, c].sum(axis=1)
+            # only channel c's curve changes: its own adstock and Hill, not every channel's
+            stack = lag_stack(self.spend[:, [c]] * (1.0 + step) / self.spend_scale[c], self.priors.l_max)
+            ad = geometric_adstock_from_stack(stack, alpha[:, [c]], self.priors.l_max, self.priors.normalize_adstock)
+            sat = hill(ad, kappa[:, None, [c]], lam[:, None, [c]])[..., 0]
+            up = (sat * beta[:, None, c] * self.y_scale).sum(axis=1)
             extra = self.spend[:, c].sum() * step
             out[:, c] = (up - base[:, c]) / extra if extra > 0 else np.nan
         return out

@@ -140,7 +140,8 @@ def _suptitle(fig: Figure, text: str) -> None:
 
 def _save(fig: Figure, path: Path) -> None:
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
+        # zlib level 1: a fifth of the encoding time for files about 10% larger
+        fig.savefig(tmp, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
 
 
 def _date_axis(ax) -> None:

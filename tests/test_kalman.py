@@ -122,3 +122,51 @@ def test_jax_implementation_value_and_gradient():
 def test_m0_must_match_the_columns():
     with pytest.raises(ValueError, match="m0 has 2 entries but E has 3 columns"):
         kalman_loglik(pt.matrix(shape=(5, 3)), 0.1, 0.1, [1.0, 0.0], 1.0)
+
+
+def _mmm(T=40, priors=None, controls=True, seed=0):
+    from ltae.data.synthetic import generate_synthetic_data
+    from ltae.models.mmm import ShortTermMMM
+
+    d = generate_synthetic_data(n_weeks=T, seed=seed)
+    ctrl = d.competitor_activity.drop(columns="Date").join(d.macroeconomic_indicators.drop(columns="Date"))
+    return ShortTermMMM(d.sales.revenue.values, d.spend_wide.values, ctrl.values if controls else None,
+                        d.params.channels, list(ctrl.columns) if controls else None, priors=priors)
+
+
+@pytest.mark.parametrize("case", ["default", "shared_sigma", "fixed_sigma", "no_controls", "plain_adstock"])
+def test_fused_likelihood_equals_the_graph_version(case, monkeypatch):
+    """The model's log density and gradient with the likelihood as one operation (MMMLoglik) equal
+    those of the same likelihood built as a pytensor graph, at random points, numba and numpy."""
+    from ltae.models.mmm import MMMPriors, ShortTermMMM
+
+    priors = {"shared_sigma": MMMPriors(shared_sigma=True), "fixed_sigma": MMMPriors(roi_sigma_fixed=0.05),
+              "plain_adstock": MMMPriors(normalize_adstock=False, fourier_order=0, l_max=3)}.get(case)
+    models = {}
+    for fused in (True, False):
+        monkeypatch.setattr(ShortTermMMM, "_FUSED_LIKELIHOOD", fused)
+        models[fused] = _mmm(priors=priors, controls=case != "no_controls").build_model()
+    rng = np.random.default_rng(4)
+    ref = models[False].compile_logp(mode="FAST_COMPILE"), models[False].compile_dlogp(mode="FAST_COMPILE")
+    # numba for the default model (other props compile other code); numpy (perform) for every case
+    for mode in ("NUMBA", "FAST_COMPILE") if case == "default" else ("FAST_COMPILE",):
+        fused = models[True].compile_logp(mode=mode), models[True].compile_dlogp(mode=mode)
+        ip = models[True].initial_point()
+        for _ in range(3):
+            point = {k: v + 0.3 * rng.normal(size=np.shape(v)) for k, v in ip.items()}
+            (lp1, dl1), (lp0, dl0) = ((lp(point), dlp(point)) for lp, dlp in (fused, ref))
+            np.testing.assert_allclose(lp1, lp0, rtol=1e-10)
+            np.testing.assert_allclose(dl1, dl0, rtol=1e-7, atol=1e-9 * np.max(np.abs(dl0)))
+
+
+def test_fused_likelihood_jax_matches_numba():
+    pytest.importorskip("jax")
+    from ltae.models import sampling
+
+    sampling._setup_jax()
+    model = _mmm(T=30).build_model()
+    point = model.initial_point()
+    got = (model.compile_logp(mode="JAX")(point), model.compile_dlogp(mode="JAX")(point))
+    want = (model.compile_logp(mode="NUMBA")(point), model.compile_dlogp(mode="NUMBA")(point))
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(got[1]), want[1], rtol=1e-8, atol=1e-10)

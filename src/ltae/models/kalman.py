@@ -1,4 +1,8 @@
-"""The short-term model's integrated likelihood as one pytensor Op, with a hand-written gradient.
+"""The short-term model's integrated likelihood as pytensor Ops, with hand-written gradients.
+
+:class:`MMMLoglik` is the whole likelihood of the short-term model from its nonlinear parameters
+(adstock, Hill, the linear-effect columns, then :class:`KalmanLoglik`); ``ShortTermMMM`` uses it by
+default. :class:`KalmanLoglik` is the Kalman filter and Gaussian integral on given columns:
 
 Model: for ``E`` (T, 1 + k) with y = E[:, 0] and regressors X = E[:, 1:] - m0[1:],
 
@@ -93,6 +97,119 @@ class KalmanLoglik(Op):
     L_op = pullback  # the name in pytensor versions before ``pullback``
 
 
+class MMMLoglik(Op):
+    """The short-term model's integrated log-likelihood from its nonlinear parameters, with gradient.
+
+    Inputs: adstock ``alpha``, Hill ``kappa`` and ``lam``, the within-group ROI spread of each
+    channel ``sd`` (all (C,)), the noise and level variances ``s2`` and ``q``; and the data: the lag
+    stack of scaled spend (T, C, L), ``roi_weight`` (C,), standardised controls (T, J), Fourier
+    terms (T, F) and scaled sales (T,). It builds, exactly as ``ShortTermMMM._linear_blocks``:
+
+        w[c, l] = alpha[c]^l (/ sum_l alpha[c]^l if ``normalize``), ad[t, c] = sum_l stack[t, c, l] w[c, l],
+        sat = sigmoid(kappa (log max(ad, floor) - log lam)), xr = sat * roi_weight / (sum_t sat + 1e-12),
+        E = [y - roi_mu_mean sum_c xr, roi_mu_sd (xr summed by group), xr * sd, controls * control_sd,
+             fourier * season_sd]
+
+    and returns :class:`KalmanLoglik`'s log p(E[:, 0]) (level and linear effects integrated out;
+    m0 = (1, 0, ...), p0) with its gradient with respect to (alpha, kappa, lam, sd, s2, q), computed
+    in the same pass. One operation instead of about 70 pytensor nodes: the value and gradient take
+    about a third of the time and a new machine compiles far less."""
+
+    __props__ = ("group_index", "n_groups", "l_max", "normalize", "roi_mu_mean", "roi_mu_sd", "control_sd",
+                 "season_sd", "p0", "log_floor")
+
+    def __init__(self, group_index, n_groups: int, l_max: int, normalize: bool, roi_mu_mean: float,
+                 roi_mu_sd: float, control_sd: float, season_sd: float, p0: float, log_floor: float = 1e-12):
+        self.group_index = tuple(int(g) for g in group_index)
+        self.n_groups, self.l_max, self.normalize = int(n_groups), int(l_max), bool(normalize)
+        self.roi_mu_mean, self.roi_mu_sd = float(roi_mu_mean), float(roi_mu_sd)
+        self.control_sd, self.season_sd, self.p0 = float(control_sd), float(season_sd), float(p0)
+        self.log_floor = float(log_floor)
+
+    def make_node(self, alpha, kappa, lam, sd, s2, q, stack, roi_weight, controls, fourier, y):
+        params = [pt.as_tensor_variable(v).astype("float64") for v in (alpha, kappa, lam, sd, s2, q)]
+        data = [pt.as_tensor_variable(v).astype("float64") for v in (stack, roi_weight, controls, fourier, y)]
+        if [v.ndim for v in params] != [1, 1, 1, 1, 0, 0] or [v.ndim for v in data] != [3, 1, 2, 2, 1]:
+            raise TypeError("MMMLoglik: alpha, kappa, lam, sd (C,), s2, q scalars, stack (T, C, L), "
+                            "roi_weight (C,), controls (T, J), fourier (T, F), y (T,)")
+        outs = [pt.scalar(dtype="float64")] + [v.type() for v in params]
+        return Apply(self, params + data, outs)
+
+    def perform(self, node, inputs, outputs):
+        res = mmm_value_and_grad_numpy(self, *inputs)
+        for out, value in zip(outputs, res, strict=True):
+            out[0] = np.asarray(value, dtype="float64")
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [(), *shapes[:6]]
+
+    def connection_pattern(self, node):
+        return [[True] * 7 for _ in range(6)] + [[False] * 7 for _ in range(5)]
+
+    def pullback(self, inputs, outputs, output_grads):
+        from pytensor.gradient import disconnected_type
+
+        g = output_grads[0]
+        if any(not isinstance(og.type, DisconnectedType) for og in output_grads[1:]):
+            raise NotImplementedError("MMMLoglik has no second derivatives")
+        data_grads = [disconnected_type() for _ in range(5)]
+        if isinstance(g.type, DisconnectedType):
+            return [pt.zeros_like(v) for v in inputs[:6]] + data_grads
+        return [g * o for o in outputs[1:]] + data_grads
+
+    L_op = pullback
+
+
+def mmm_loglik(alpha, kappa, lam, sd, s2, q, stack, roi_weight, controls, fourier, y, **props):
+    """The short-term model's integrated log-likelihood (a scalar; differentiable once in the
+    parameters); ``props`` as :class:`MMMLoglik`."""
+    return MMMLoglik(**props)(alpha, kappa, lam, sd, s2, q, stack, roi_weight, controls, fourier, y)[0]
+
+
+def _mmm_columns_numpy(op, alpha, kappa, lam, sd, stack, roi_weight, controls, fourier, y):
+    """E and the intermediates of :class:`MMMLoglik` (numpy, one parameter set)."""
+    L = stack.shape[2]
+    u = np.asarray(alpha, dtype="float64")[:, None] ** np.arange(L)
+    U = u.sum(axis=1)
+    w = u / U[:, None] if op.normalize else u
+    ad = np.einsum("tcl,cl->tc", stack, w)
+    x = np.maximum(ad, op.log_floor)
+    z = kappa * (np.log(x) - np.log(lam))
+    sat = 1.0 / (1.0 + np.exp(-z))
+    S = sat.sum(axis=0) + 1e-12
+    wt = roi_weight / S
+    xr = sat * wt
+    gi = np.asarray(op.group_index)
+    onehot = np.eye(op.n_groups)[gi]
+    E = np.concatenate([(y - op.roi_mu_mean * xr.sum(axis=1))[:, None], op.roi_mu_sd * xr @ onehot, xr * sd,
+                        controls * op.control_sd, fourier * op.season_sd], axis=1)
+    return E, dict(u=u, U=U, w=w, ad=ad, x=x, sat=sat, S=S, wt=wt, xr=xr, onehot=onehot)
+
+
+def mmm_value_and_grad_numpy(op, alpha, kappa, lam, sd, s2, q, stack, roi_weight, controls, fourier, y):
+    """(log-likelihood, d/dalpha, d/dkappa, d/dlam, d/dsd, d/ds2, d/dq) in numpy."""
+    E, k = _mmm_columns_numpy(op, alpha, kappa, lam, sd, stack, roi_weight, controls, fourier, y)
+    m0 = np.zeros(E.shape[1])
+    m0[0] = 1.0
+    value, gE, gs2, gq = value_and_grad_numpy(E, float(s2), float(q), m0, op.p0)
+    G, C = op.n_groups, len(alpha)
+    gxr = -op.roi_mu_mean * gE[:, [0]] + op.roi_mu_sd * gE[:, 1:1 + G] @ k["onehot"].T + sd * gE[:, 1 + G:1 + G + C]
+    gsd = (k["xr"] * gE[:, 1 + G:1 + G + C]).sum(axis=0)
+    A = (gxr * k["sat"]).sum(axis=0)
+    gsat = k["wt"] * gxr - A * k["wt"] / k["S"]
+    gz = gsat * k["sat"] * (1.0 - k["sat"])
+    logdiff = np.log(k["x"]) - np.log(lam)
+    gkappa = (gz * logdiff).sum(axis=0)
+    glam = (gz * (-kappa / lam)).sum(axis=0)
+    gad = np.where(k["ad"] > op.log_floor, gz * kappa / k["x"], 0.0)
+    gw = np.einsum("tc,tcl->cl", gad, stack)
+    gu = (gw - (gw * k["w"]).sum(axis=1, keepdims=True)) / k["U"][:, None] if op.normalize else gw
+    lags = np.arange(stack.shape[2])
+    dpow = np.where(lags > 0, lags * np.asarray(alpha)[:, None] ** np.maximum(lags - 1, 0), 0.0)
+    galpha = (gu * dpow).sum(axis=1)
+    return value, galpha, gkappa, glam, gsd, gs2, gq
+
+
 # ---- numpy (pytensor's Python linker; reference in the tests) -----------------------------------
 def _whiten_numpy(E, s2, q, m0, p0):
     """Whitened columns W (T, Q), innovations V, predicted variances P and F (T,)."""
@@ -166,12 +283,11 @@ def _register_numba() -> None:
         T, Q = E.shape
         k = Q - 1
         # forward: the filter (F = P + s2, K = P / F, c = F^-1/2, v = e - a, w = c v,
-        # a <- a + K v, P <- P (1 - K) + q), S = sum log F and the lower triangle of G = sum_t w w'
+        # a <- a + K v, P <- P (1 - K) + q), S = sum log F and G = W'W
         a = m0.copy()
         W = np.empty((T, Q))
         Pv = np.empty(T)
         Fv = np.empty(T)
-        G = np.zeros((Q, Q))
         S = 0.0
         P = p0
         for t in range(T):
@@ -182,14 +298,11 @@ def _register_numba() -> None:
                 v = E[t, j] - a[j]
                 W[t, j] = v * c
                 a[j] += K * v
-            for i in range(Q):
-                wi = W[t, i]
-                for j in range(i + 1):
-                    G[i, j] += wi * W[t, j]
             Pv[t] = P
             Fv[t] = F
             S += np.log(F)
             P = P * (1.0 - K) + q
+        G = W.T @ W  # BLAS
         # L L' = I + Z'Z (Z = W[:, 1:]), x = L^-1 Z'y~ (y~ = W[:, 0])
         L = np.zeros((k, k))
         for j in range(k):
@@ -217,7 +330,7 @@ def _register_numba() -> None:
             value -= np.log(L[j, j])
         # backward. d value / dG: G[0, 0] -> -1/2, b = G[1:, 0] -> u = P^-1 b, G[1:, 1:] ->
         # -(u u' + P^-1) / 2 (P = I + Z'Z), so with H = Gbar + Gbar' the adjoint of w[t] is
-        # wbar = H w = (-w0 + u.z, u (w0 - u.z) - P^-1 z) for w = (w0, z); d value / dS = -1/2.
+        # wbar = H w[t]; d value / dS = -1/2.
         # Then the filter backwards over t, with abar the adjoint of a[t+1] and pbar that of P[t+1]:
         # vbar = c wbar + K abar, cbar = wbar . v, Kbar = abar . v - pbar P,
         # Fbar = -1 / (2F) - cbar c / (2F) - Kbar P / F^2; then dE[t] = vbar, abar <- abar - vbar,
@@ -243,8 +356,15 @@ def _register_numba() -> None:
             for m in range(i + 1, k):
                 s -= L[m, i] * u[m]
             u[i] = s / L[i, i]
+        H = np.zeros((Q, Q))  # Gbar + Gbar'
+        H[0, 0] = -1.0
+        for i in range(k):
+            H[i + 1, 0] = u[i]
+            H[0, i + 1] = u[i]
+            for j in range(k):
+                H[i + 1, j + 1] = -(u[i] * u[j] + Pinv[i, j])
+        WB = W @ H  # the adjoints of the w[t] (BLAS)
         gE = np.empty((T, Q))
-        wbar = np.empty(Q)
         abar = np.zeros(Q)
         pbar = 0.0
         s2bar = 0.0
@@ -255,22 +375,12 @@ def _register_numba() -> None:
             K = P / F
             c = 1.0 / np.sqrt(F)
             rF = np.sqrt(F)
-            w0 = W[t, 0]
-            uz = 0.0
-            for i in range(k):
-                uz += u[i] * W[t, i + 1]
-            wbar[0] = uz - w0
-            for i in range(k):
-                s = u[i] * (w0 - uz)
-                for j in range(k):
-                    s -= Pinv[i, j] * W[t, j + 1]
-                wbar[i + 1] = s
             cbar = 0.0
             kbar = 0.0
             for j in range(Q):
                 v = W[t, j] * rF
-                vb = wbar[j] * c + K * abar[j]
-                cbar += wbar[j] * v
+                vb = WB[t, j] * c + K * abar[j]
+                cbar += WB[t, j] * v
                 kbar += abar[j] * v
                 gE[t, j] = vb
                 abar[j] -= vb
@@ -294,6 +404,118 @@ def _register_numba() -> None:
         # pytensor keys its disk cache of this code by the class name and props only: the version
         # (a hash of this file) keeps an edited kernel from loading the code of an older one
         return kalman_loglik, _SOURCE_VERSION
+
+    @numba_njit
+    def mmm_kernel(alpha, kappa, lam, sd, s2, q, stack, rw, controls, fourier, y, gi, G, normalize, mu_mean,
+                   mu_sd, control_sd, season_sd, m0, p0, floor):
+        T, C, L = stack.shape
+        J = controls.shape[1]
+        F = fourier.shape[1]
+        Q = 1 + G + C + J + F
+        # forward: adstock weights, adstock, Hill, the columns E (see MMMLoglik)
+        w = np.empty((C, L))
+        U = np.empty(C)
+        for c in range(C):
+            p = 1.0
+            tot = 0.0
+            for lag in range(L):
+                w[c, lag] = p
+                tot += p
+                p *= alpha[c]
+            U[c] = tot
+            if normalize:
+                for lag in range(L):
+                    w[c, lag] /= tot
+        ad = np.empty((T, C))
+        sat = np.empty((T, C))
+        logdiff = np.empty((T, C))
+        S = np.full(C, 1e-12)
+        for t in range(T):
+            for c in range(C):
+                a = 0.0
+                for lag in range(L):
+                    a += stack[t, c, lag] * w[c, lag]
+                ad[t, c] = a
+                d = np.log(max(a, floor)) - np.log(lam[c])
+                logdiff[t, c] = d
+                v = 1.0 / (1.0 + np.exp(-kappa[c] * d))
+                sat[t, c] = v
+                S[c] += v
+        wt = np.empty(C)
+        for c in range(C):
+            wt[c] = rw[c] / S[c]
+        E = np.zeros((T, Q))
+        for t in range(T):
+            tot = 0.0
+            for c in range(C):
+                xr = sat[t, c] * wt[c]
+                tot += xr
+                E[t, 1 + gi[c]] += mu_sd * xr
+                E[t, 1 + G + c] = xr * sd[c]
+            E[t, 0] = y[t] - mu_mean * tot
+            for j in range(J):
+                E[t, 1 + G + C + j] = controls[t, j] * control_sd
+            for k in range(F):
+                E[t, 1 + G + C + J + k] = fourier[t, k] * season_sd
+        value, gE, gs2, gq = value_and_grad_kernel(E, s2, q, m0, p0)
+        # backward: xr -> sat (through the sum over weeks) -> z -> kappa, lam, adstock -> weights -> alpha
+        gxr = np.empty((T, C))
+        gsd = np.zeros(C)
+        A = np.zeros(C)
+        for t in range(T):
+            for c in range(C):
+                gx = -mu_mean * gE[t, 0] + mu_sd * gE[t, 1 + gi[c]] + sd[c] * gE[t, 1 + G + c]
+                gxr[t, c] = gx
+                gsd[c] += sat[t, c] * wt[c] * gE[t, 1 + G + c]
+                A[c] += gx * sat[t, c]
+        gkappa = np.zeros(C)
+        glam = np.zeros(C)
+        gw = np.zeros((C, L))
+        for t in range(T):
+            for c in range(C):
+                gsat = wt[c] * (gxr[t, c] - A[c] / S[c])
+                gz = gsat * sat[t, c] * (1.0 - sat[t, c])
+                gkappa[c] += gz * logdiff[t, c]
+                glam[c] -= gz * kappa[c] / lam[c]
+                if ad[t, c] > floor:
+                    gad = gz * kappa[c] / ad[t, c]
+                    for lag in range(L):
+                        gw[c, lag] += gad * stack[t, c, lag]
+        galpha = np.zeros(C)
+        for c in range(C):
+            dot = 0.0
+            if normalize:
+                for lag in range(L):
+                    dot += gw[c, lag] * w[c, lag]
+            p = 1.0  # alpha^(lag - 1)
+            for lag in range(1, L):
+                gu = (gw[c, lag] - dot) / U[c] if normalize else gw[c, lag]
+                galpha[c] += gu * lag * p
+                p *= alpha[c]
+        return value, galpha, gkappa, glam, gsd, gs2, gq
+
+    @register_funcify_default_op_cache_key(MMMLoglik)
+    def numba_funcify_mmm_loglik(op, node=None, **kwargs):
+        gi = np.asarray(op.group_index, dtype=np.int64)
+        C = len(gi)
+        m0 = np.zeros(1 + op.n_groups + C, dtype="float64")  # + J + F, set per call
+        props = (op.n_groups, op.normalize, op.roi_mu_mean, op.roi_mu_sd, op.control_sd, op.season_sd, op.p0,
+                 op.log_floor)
+        G, normalize, mu_mean, mu_sd, control_sd, season_sd, p0, floor = props
+
+        @numba_njit
+        def mmm_loglik(alpha, kappa, lam, sd, s2, q, stack, rw, controls, fourier, y):
+            m = np.zeros(len(m0) + controls.shape[1] + fourier.shape[1])
+            m[0] = 1.0
+            res = mmm_kernel(np.ascontiguousarray(alpha), np.ascontiguousarray(kappa), np.ascontiguousarray(lam),
+                             np.ascontiguousarray(sd), s2.item(), q.item(), np.ascontiguousarray(stack),
+                             np.ascontiguousarray(rw), np.ascontiguousarray(controls),
+                             np.ascontiguousarray(fourier), np.ascontiguousarray(y), gi, G, normalize, mu_mean,
+                             mu_sd, control_sd, season_sd, m, p0, floor)
+            value, galpha, gkappa, glam, gsd, gs2, gq = res
+            return np.asarray(value), galpha, gkappa, glam, gsd, np.asarray(gs2), np.asarray(gq)
+
+        return mmm_loglik, _SOURCE_VERSION
 
 
 _register_numba()
@@ -337,6 +559,30 @@ def register_jax() -> None:
             return value, gE, gs2, gq
 
         return kalman_loglik
+
+    @jax_funcify.register(MMMLoglik)
+    def jax_funcify_mmm_loglik(op, **kwargs):
+        gi = np.asarray(op.group_index)
+        onehot = np.eye(op.n_groups)[gi]
+
+        def loglik(alpha, kappa, lam, sd, s2, q, stack, rw, controls, fourier, y):
+            L = stack.shape[2]
+            u = alpha[:, None] ** jnp.arange(L, dtype=stack.dtype)
+            w = u / u.sum(axis=1, keepdims=True) if op.normalize else u
+            ad = jnp.einsum("tcl,cl->tc", stack, w)
+            sat = jax.nn.sigmoid(kappa * (jnp.log(jnp.maximum(ad, op.log_floor)) - jnp.log(lam)))
+            xr = sat * (rw / (sat.sum(axis=0) + 1e-12))
+            E = jnp.concatenate([(y - op.roi_mu_mean * xr.sum(axis=1))[:, None], op.roi_mu_sd * xr @ onehot,
+                                 xr * sd, controls * op.control_sd, fourier * op.season_sd], axis=1)
+            m0 = np.zeros(E.shape[1])
+            m0[0] = 1.0
+            return loglik_jax(E, s2, q, m0, op.p0)
+
+        def mmm_loglik(*inputs):
+            value, grads = jax.value_and_grad(loglik, argnums=tuple(range(6)))(*inputs)
+            return (value, *grads)
+
+        return mmm_loglik
 
     _JAX_REGISTERED = True
 

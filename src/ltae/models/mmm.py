@@ -354,13 +354,13 @@ class ShortTermMMM:
             lam = pm.Gamma("hill_lambda", alpha=p.lambda_shape, beta=p.lambda_shape, dims="channel")
             # data enter as shared inputs: the compiled graph depends only on shapes
             stack = pm.Data("spend_lags", d.stack)
-            ad = geometric_adstock_from_stack(stack, alpha, p.l_max, p.normalize_adstock, xp=pt)
-            sat = hill(ad, kappa, lam, xp=pt)  # (T, C)
             gi = self.group_index
             if p.effect_scale == "roi" and p.marginalize_linear:
-                self._marginal_likelihood(pm, pt, sat, d, T)
+                self._marginal_likelihood(pm, pt, (alpha, kappa, lam, stack), d, T)
                 self.model = model
                 return model
+            ad = geometric_adstock_from_stack(stack, alpha, p.l_max, p.normalize_adstock, xp=pt)
+            sat = hill(ad, kappa, lam, xp=pt)  # (T, C)
             if p.effect_scale == "roi":
                 # hierarchical prior on each channel's ROI (currency per currency unit): scale-free
                 # across channels of any size; beta follows as roi * spend / sum(saturated spend)
@@ -438,20 +438,35 @@ class ShortTermMMM:
             return pm.HalfNormal("group_sigma", p.roi_sigma_sd) * pt.ones(G)
         return pm.HalfNormal("group_sigma", p.roi_sigma_sd, dims="group")
 
-    def _marginal_likelihood(self, pm, pt, sat, d: _Design, T: int):
-        from ltae.models.kalman import kalman_loglik
+    # The likelihood as one operation (``ltae.models.kalman.MMMLoglik``: adstock, Hill, the columns
+    # above, the Kalman filter and the Gaussian integral, value and gradient in one pass); False
+    # builds the same likelihood as a pytensor graph (the tests compare the two).
+    _FUSED_LIKELIHOOD = True
+
+    def _marginal_likelihood(self, pm, pt, media, d: _Design, T: int):
+        from ltae.models.kalman import MMMLoglik, kalman_loglik
+        from ltae.models.transforms import _LOG_FLOOR
 
         p = self.priors
+        alpha, kappa, lam, stack = media
         sd_g = self._group_sigma(pm, pt)[self.group_index]  # (C,)
         data = {"roi_weight": pm.Data("roi_weight", d.roi_weight),
                 "controls": pm.Data("controls_std", d.controls) if d.controls.shape[1] else d.controls,
                 "fourier": pm.Data("fourier_terms", d.fourier) if d.fourier.shape[1] else d.fourier}
-        XL, offset = self._linear_blocks(sat, sd_g, d, xp=pt, data=data)
         y = pm.Data("sales_scaled", d.y)
+        sigma, sigma_level = self._noise_scales(pm, pt)
+        if self._FUSED_LIKELIHOOD:
+            op = MMMLoglik(self.group_index, len(self.group_names), p.l_max, p.normalize_adstock, p.roi_mu_mean,
+                           p.roi_mu_sd, p.control_sd, p.season_sd, p.intercept_sd**2, _LOG_FLOOR)
+            pm.Potential("y_loglik", op(alpha, kappa, lam, sd_g, sigma**2, sigma_level**2, stack, data["roi_weight"],
+                                        data["controls"], data["fourier"], y)[0])
+            return
+        sat = hill(geometric_adstock_from_stack(stack, alpha, p.l_max, p.normalize_adstock, xp=pt), kappa, lam,
+                   xp=pt)
+        XL, offset = self._linear_blocks(sat, sd_g, d, xp=pt, data=data)
         E = pt.concatenate([(y - offset)[:, None], XL], axis=1)
         m0 = np.zeros(1 + self._n_eta())
         m0[0] = 1.0
-        sigma, sigma_level = self._noise_scales(pm, pt)
         # whitening, Gram matrix, Cholesky and the log density above as one operation with its
         # gradient written out (ltae.models.kalman): about 5x faster than the same as a pytensor graph
         pm.Potential("y_loglik", kalman_loglik(E, sigma**2, sigma_level**2, m0, p.intercept_sd**2))

@@ -26,3 +26,26 @@ def test_marginal_roi_equals_the_full_recomputation(small_run):
         want = (up[..., c].sum(1) - base[..., c].sum(1)) / (mmm.spend[:, c].sum() * 0.05)
         np.testing.assert_allclose(got[:, c], want, rtol=1e-12, atol=0)
         assert np.all(got[:, c] >= 0)  # more spend never lowers a Hill curve
+
+
+def test_figures_hide_a_lazy_jax_module_and_put_it_back(monkeypatch):
+    """arviz registers ``jax`` as a lazy module; matplotlib would import it on every new axes."""
+    import importlib.util
+    import sys
+    import types
+
+    from ltae.report.figures import no_lazy_jax
+
+    spec = importlib.util.find_spec("json")  # any module: only its laziness matters here
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    lazy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lazy)
+    assert type(lazy).__name__ == "_LazyModule"
+    monkeypatch.setitem(sys.modules, "jax", lazy)
+    with no_lazy_jax():
+        assert "jax" not in sys.modules
+    assert sys.modules["jax"] is lazy and type(lazy).__name__ == "_LazyModule"  # still not loaded
+    real = types.ModuleType("jax")
+    with no_lazy_jax():
+        sys.modules["jax"] = real  # something imported the real one meanwhile: it stays
+    assert sys.modules["jax"] is real

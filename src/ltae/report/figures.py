@@ -8,6 +8,7 @@ warning instead of failing the whole report.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import textwrap
@@ -493,6 +494,28 @@ FIGURES: dict[str, Callable[[RunResult, dict], Figure | None]] = {
 }
 
 
+@contextlib.contextmanager
+def no_lazy_jax():
+    """Hide a not-yet-loaded lazy ``jax`` module from matplotlib while drawing.
+
+    arviz (imported with nutpie) registers ``jax`` in ``sys.modules`` as a lazy module; matplotlib's
+    unit handling looks for JAX arrays with ``sys.modules.get("jax").Array`` on every new axes,
+    which imports all of JAX (1-1.5 s) in a process that never uses it. The lazy module is put back
+    afterwards unless something imported the real JAX meanwhile."""
+    import sys
+
+    lazy = sys.modules.get("jax")
+    if lazy is None or type(lazy).__name__ != "_LazyModule":
+        yield
+        return
+    del sys.modules["jax"]
+    try:
+        yield
+    finally:
+        if "jax" not in sys.modules:
+            sys.modules["jax"] = lazy
+
+
 def make_figures(result: RunResult, out_dir: str | os.PathLike) -> dict[str, str]:
     """Write the report figures as PNGs under ``out_dir/figures``; returns {name: relative path}.
 
@@ -506,7 +529,7 @@ def make_figures(result: RunResult, out_dir: str | os.PathLike) -> dict[str, str
             channels.append(c)
     colors = channel_colors(channels)
     written: dict[str, str] = {}
-    with matplotlib.rc_context({**_RC, "font.family": _font_family()}), warnings.catch_warnings():
+    with matplotlib.rc_context({**_RC, "font.family": _font_family()}), warnings.catch_warnings(), no_lazy_jax():
         warnings.filterwarnings("ignore", message=r".*[Gg]lyph.*missing.*")
         for name, func in FIGURES.items():
             try:

@@ -4,7 +4,8 @@
                + Fourier seasonality[t] + eps[t]
 
 * level: local level (Gaussian random walk), integrated out exactly by a Kalman filter inside the
-  likelihood (levels are smoothed after, draw by draw);
+  likelihood (levels are smoothed after, draw by draw); the likelihood is one compiled operation
+  with its gradient written out (``ltae.models.kalman.MMMLoglik``);
 * the linear effects (channel ROIs with their group means, controls, seasonality) are integrated out
   too (``marginalize_linear``, default): NUTS samples only adstock, Hill and the four scales (16
   parameters for 4 channels in 2 groups), and the linear effects are drawn exactly given each draw.

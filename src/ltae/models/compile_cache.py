@@ -300,6 +300,8 @@ def _value_fp(v, depth: int = 0):
     if v is None or isinstance(v, (bool, int, float, str, bytes)):
         return repr(v)
     if isinstance(v, np.ndarray):
+        if v.dtype.hasobject:
+            raise _Uncacheable("an object array")
         return ("ndarray", v.dtype.str, list(v.shape), hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest())
     if isinstance(v, np.generic):
         return ("scalar", v.dtype.str, repr(v.item()))

@@ -153,7 +153,7 @@ def _compile_nutpie_numba(model, var_names):
     directory = compile_cache.private_dir(cache_dir() / "nutpie")  # None: memory only (see private_dir)
     try:
         model_key, shared = compile_cache.model_key(model, var_names)
-    except compile_cache._Uncacheable:
+    except Exception:  # noqa: BLE001 - uncacheable (or a PyMC this code does not know): compile as before
         model_key = None
     if model_key is not None:
         compiled = compile_cache.load_model(directory, model_key, model, shared, var_names)

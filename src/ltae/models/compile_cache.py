@@ -563,5 +563,43 @@ def load_model(directory: Path | None, key: str, model, shared: dict, var_names=
 
 
 def evict_model(directory: Path | None, key: str) -> None:
-    if directory is not None:
-        model_entry_path(directory, key).unlink(missing_ok=True)
+    """Forget a compiled model: its entry and the two callbacks it names (in memory and on disk)."""
+    import json
+
+    if directory is None:
+        return
+    path = model_entry_path(directory, key)
+    try:
+        entry = json.loads(path.read_text())
+        evict(directory, [entry["logp_cfunc"], entry["expand_cfunc"]])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    path.unlink(missing_ok=True)
+
+
+def compile_in_helper(model, var_names=None, timeout: float = 1800.0) -> bool:
+    """Compile ``model`` in a new process into the cache; True if that process finished.
+
+    Why: the code numba has just compiled in a process can round differently in the last bits from
+    the same code saved and loaded by another process (measured: the log density at one point
+    differed in the 15th digit), and the sampler turns that into other draws. So the compile happens
+    in a process of its own, and the caller loads the result from the cache exactly as every later
+    run does: the first run on a machine gives the same numbers as the next."""
+    import subprocess
+    import tempfile
+
+    try:
+        import cloudpickle
+
+        payload = cloudpickle.dumps((model, var_names))
+    except Exception:  # noqa: BLE001 - a model that cannot be sent: the caller keeps its own compile
+        return False
+    with tempfile.TemporaryDirectory(prefix="ltae-compile-") as tmp:  # private (0700)
+        path = Path(tmp) / "model.pkl"
+        path.write_bytes(payload)
+        try:
+            p = subprocess.run([sys.executable, "-m", "ltae.models._compile_helper", str(path)],
+                               env={**os.environ, "LTAE_COMPILE_HELPER": "1"}, capture_output=True, timeout=timeout)
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return p.returncode == 0

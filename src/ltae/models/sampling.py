@@ -143,7 +143,13 @@ def _compile_nutpie_numba(model, var_names):
     """nutpie's numba compile with the compiled model cached (see :mod:`ltae.models.compile_cache`):
     a model structure compiled before is rebuilt from disk without pytensor's graph rewriting, and
     the C callbacks are cached on their own for anything else. ``LTAE_COMPILE_CACHE=0`` turns both
-    caches off."""
+    caches off.
+
+    Code numba compiles in a process can round differently in the last bits from the same code
+    saved and loaded in another (the sampler turns that into other draws), so a model that is not
+    cached is compiled in a helper process (``compile_cache.compile_in_helper``) and loaded here
+    from the cache, as every later run loads it: the first run gives the same numbers as the next.
+    Without a usable cache folder, or if the helper fails, it is compiled here as before."""
     import nutpie
 
     from . import compile_cache
@@ -155,12 +161,20 @@ def _compile_nutpie_numba(model, var_names):
         model_key, shared = compile_cache.model_key(model, var_names)
     except Exception:  # noqa: BLE001 - uncacheable (or a PyMC this code does not know): compile as before
         model_key = None
-    if model_key is not None:
+
+    def load():
         compiled = compile_cache.load_model(directory, model_key, model, shared, var_names)
-        if compiled is not None:
-            if not _logp_raises(compiled) and not _expand_raises(compiled):
-                return compiled
+        if compiled is not None and (_logp_raises(compiled) or _expand_raises(compiled)):
             compile_cache.evict_model(directory, model_key)  # restored wrongly: compile afresh
+            return None
+        return compiled
+
+    if model_key is not None and (compiled := load()) is not None:
+        return compiled
+    if model_key is not None and directory is not None and os.environ.get("LTAE_COMPILE_HELPER") != "1":
+        # compiled in a new process and loaded here: the same machine code as every later run
+        if compile_cache.compile_in_helper(model, var_names) and (compiled := load()) is not None:
+            return compiled
     with compile_cache.nutpie_cfunc_cache(directory) as keys:
         compiled = nutpie.compile_pymc_model(model, var_names=var_names)
     if keys and _logp_raises(compiled):  # a callback restored wrongly: drop it, compile afresh

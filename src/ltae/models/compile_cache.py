@@ -598,8 +598,11 @@ def compile_in_helper(model, var_names=None, timeout: float = 1800.0) -> bool:
         path = Path(tmp) / "model.pkl"
         path.write_bytes(payload)
         try:
-            p = subprocess.run([sys.executable, "-m", "ltae.models._compile_helper", str(path)],
-                               env={**os.environ, "LTAE_COMPILE_HELPER": "1"}, capture_output=True, timeout=timeout)
+            # the same interpreter and import path as this process (a notebook may have extended it)
+            env = {**os.environ, "LTAE_COMPILE_HELPER": "1",
+                   "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))}
+            p = subprocess.run([sys.executable, "-m", "ltae.models._compile_helper", str(path)], env=env,
+                               capture_output=True, timeout=timeout)
         except (OSError, subprocess.SubprocessError):
             return False
     return p.returncode == 0

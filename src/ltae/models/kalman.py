@@ -14,17 +14,17 @@ level and eta integrated out:
 
 * the Kalman filter whitens every column: W[t] = (E[t] - a[t]) / sqrt(F[t]) with the textbook
   recursion (F = P + s2, K = P / F, a[t+1] = a[t] + K (E[t] - a[t]), P[t+1] = P (1 - K) + q); it is
-  linear in each column, so whitening y - Z_raw eta gives y~ - Z eta with [y~, Z] = W;
+  linear in each column, so whitening y - X eta gives y~ - Z eta with [y~, Z] = W;
 * with G = W'W, b = Z'y~ = G[1:, 0] and P = I + Z'Z = I + G[1:, 1:] = L L',
   log p(y) = -1/2 [T log 2 pi + sum_t log F[t] + y~'y~ - |L^-1 b|^2] - sum_j log L[j, j].
 
 With k = 0 it is the local-level log-likelihood of ``y`` alone. The gradient is the same computation
-run backwards (reverse mode, derived in ``_grad_kernel``), checked against pytensor's automatic
-gradient of the graph version (``local_level_whiten`` + Cholesky) and finite differences in the
-tests. As a graph of pytensor operations (a parallel prefix over log2 T levels, a Gram product, a
-LAPACK Cholesky and triangular solve) the value and gradient cost about 110 us at T = 208, k = 14;
-as one loop they cost about 20 us, the compiled model has far fewer operations to compile, and no
-LAPACK pointer lookups to compile in object mode at the first call (0.5-1 s a process).
+run backwards (reverse mode, derived in ``value_and_grad_kernel``), checked against pytensor's
+automatic gradient of the graph version (``local_level_whiten`` + Cholesky) and finite differences
+in the tests. As a graph of pytensor operations (a parallel prefix over log2 T levels and a Gram
+product) the whitening and its gradient cost about 70 us at T = 208, k = 14; as one loop, Cholesky
+included, about 17-21 us (CPU time, measured under load); and there are no LAPACK pointer lookups
+to compile in object mode at the first call (0.5-1 s a process).
 
 Backends: numba (nutpie, PyMC's sampler; registered on import), JAX (nutpie_jax, numpyro, blackjax;
 registered by :func:`register_jax`, which ``ltae.models.sampling`` calls before any JAX compile) and
@@ -112,8 +112,10 @@ class MMMLoglik(Op):
 
     and returns :class:`KalmanLoglik`'s log p(E[:, 0]) (level and linear effects integrated out;
     m0 = (1, 0, ...), p0) with its gradient with respect to (alpha, kappa, lam, sd, s2, q), computed
-    in the same pass. One operation instead of about 70 pytensor nodes: the value and gradient take
-    about a third of the time and a new machine compiles far less."""
+    in the same pass. The compiled log density has 27 nodes instead of 74, so a new machine compiles
+    about half as much (33 against 66 s of CPU, measured under load); the value and gradient cost
+    about the same as the graph version built around :class:`KalmanLoglik` (about 40 us at 208 x 4,
+    against 124 us before either operation)."""
 
     __props__ = ("group_index", "n_groups", "l_max", "normalize", "roi_mu_mean", "roi_mu_sd", "control_sd",
                  "season_sd", "p0", "log_floor")
@@ -160,12 +162,6 @@ class MMMLoglik(Op):
     L_op = pullback
 
 
-def mmm_loglik(alpha, kappa, lam, sd, s2, q, stack, roi_weight, controls, fourier, y, **props):
-    """The short-term model's integrated log-likelihood (a scalar; differentiable once in the
-    parameters); ``props`` as :class:`MMMLoglik`."""
-    return MMMLoglik(**props)(alpha, kappa, lam, sd, s2, q, stack, roi_weight, controls, fourier, y)[0]
-
-
 def _mmm_columns_numpy(op, alpha, kappa, lam, sd, stack, roi_weight, controls, fourier, y):
     """E and the intermediates of :class:`MMMLoglik` (numpy, one parameter set)."""
     L = stack.shape[2]
@@ -175,7 +171,7 @@ def _mmm_columns_numpy(op, alpha, kappa, lam, sd, stack, roi_weight, controls, f
     ad = np.einsum("tcl,cl->tc", stack, w)
     x = np.maximum(ad, op.log_floor)
     z = kappa * (np.log(x) - np.log(lam))
-    sat = 1.0 / (1.0 + np.exp(-z))
+    sat = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, without overflow warnings
     S = sat.sum(axis=0) + 1e-12
     wt = roi_weight / S
     xr = sat * wt
@@ -243,7 +239,7 @@ def loglik_numpy(E, s2, q, m0, p0) -> float:
 
 
 def value_and_grad_numpy(E, s2, q, m0, p0):
-    """(log density, d/dE, d/ds2, d/dq) in numpy; the derivation is in ``_register_numba``."""
+    """(log density, d/dE, d/ds2, d/dq) in numpy; the derivation is in ``value_and_grad_kernel``."""
     W, V, Pv, Fv = _whiten_numpy(E, s2, q, m0, p0)
     T, Q = W.shape
     G = W.T @ W

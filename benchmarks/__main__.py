@@ -1,5 +1,7 @@
 """Benchmarks: ``python -m benchmarks [timing|recovery|pipeline|scale|soak] [--seeds N] [--draws D]``.
 
+The comparison with pymc-marketing: ``python -m benchmarks.compare_pymc_marketing``.
+
 Prints a table and writes JSON to benchmarks/results/. Speed and recovery targets live here, never
 in timed test asserts.
 """
@@ -419,37 +421,73 @@ def lt_bound(args) -> dict:
     return {"summary": summary, "n_datasets": args.seeds, "seed_start": args.seed_start, "rows": rows}
 
 
+
+
+PIPELINE_RUN = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+from ltae import pipeline
+t_import = time.perf_counter() - t0
+data, out, store, draws, tune = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+steps, started = {}, {}
+def progress(step, status):
+    if status == "start":
+        started[step] = time.perf_counter()
+    elif status == "done":
+        steps[step] = time.perf_counter() - started.pop(step)
+t = time.perf_counter()
+r = pipeline.run(data, out, {"sampling": {"draws": draws, "tune": tune}}, progress=progress, store_path=store)
+wall = time.perf_counter() - t
+print(json.dumps({"pipeline_s": wall, "import_s": t_import, "steps": steps, "timings": r.timings,
+                  "short_term_fit_info": r.short.fit_info,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  # the largest child process: the compile helper on a first run (a model not yet in the
+                  # compile cache is compiled in a child); a forked child (pytensor's `g++ -v`) counts
+                  # with the size of this process at the fork, so in warm runs this is not a compile
+                  "children_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                  "short_term": r.diagnostics["short_term"], "long_term": r.diagnostics["long_term"]}))
+"""
+
+
 def pipeline_case(args) -> dict:
-    """Cases (a) and (e): the full two-step production run on 208 x 4 (wall per step, peak RSS), in
-    fresh processes: (1) with empty compile caches (a new machine), (2) a new run with the compile
-    cache on disk warm, (3) the same command again (finished steps reused), (4) another data set of
-    the same shape in a new process (the compiled code does not depend on the data's values)."""
+    """Cases (a) and (e): the full two-step production run on 208 x 4 (data seed 11), each in a new
+    process, with the wall time of every step, the short-term fit's parts (compile, sampling, exact
+    draws of the linear effects), imports and peak RSS:
+
+    1. ``first_run_empty_caches``: a new machine (HOME, the pytensor/numba, ltae and matplotlib
+       caches all empty);
+    2. ``warm_caches``: a new run (new output folder) with the caches filled by run 1;
+    3. ``rerun_same_folder``: the same command again (finished steps reused);
+    4. ``warm_caches_other_data``: another data set of the same shape (seed 12) in a new process
+       (the compiled code does not depend on the data's values).
+
+    min-ESS/s is the short-term model's minimum bulk ESS over the process wall time. Timings on a
+    busy machine are not final (the load average is recorded)."""
     import subprocess
     import sys
     import tempfile
 
-    out = {}
+    from ltae.data.synthetic import generate_synthetic_data, save_to_csv
+
+    out = {"draws": args.draws, "tune": _tune(args), "chains": 4, "data_seed": 11}
     with tempfile.TemporaryDirectory() as tmp:
-        code = ("import json, resource, sys, time; t0 = time.perf_counter(); from ltae import pipeline; "
-                "from ltae.data.synthetic import generate_synthetic_data, save_to_csv; "
-                "save_to_csv(generate_synthetic_data(seed=int(sys.argv[4])), sys.argv[1] + '/data' + sys.argv[4]); t = time.perf_counter(); "
-                "r = pipeline.run(sys.argv[1] + '/data' + sys.argv[4], sys.argv[3], "
-                "{'sampling': {'draws': int(sys.argv[2]), 'tune': int(sys.argv[5])}}, "
-                "store_path=sys.argv[1] + '/s.duckdb'); "
-                "print(json.dumps({'wall_s': time.perf_counter() - t, 'import_s': t - t0, 'steps': r.timings, "
-                "'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
-                "'short_term': r.diagnostics['short_term'], 'long_term': r.diagnostics['long_term']}))")
-        fresh = Path(tmp) / "fresh_caches"
-        runs = (("cold_empty_caches", "out1", 1, {"PYTENSOR_FLAGS": f"base_compiledir={fresh / 'pytensor'}",
-                                                  "LTAE_CACHE_DIR": str(fresh / "ltae")}),
-                ("cold_cached_compile", "out2", 1, {}),
-                ("warm_rerun", "out2", 1, {}),
-                ("cold_cached_compile_other_data", "out3", 2, {}))
-        for label, outdir, seed, env in runs:
+        tmp = Path(tmp)
+        for seed in (11, 12):
+            save_to_csv(generate_synthetic_data(seed=seed), tmp / f"data{seed}")
+        home = tmp / "home"
+        fresh = {"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "XDG_CONFIG_HOME": str(home / ".config"),
+                 "MPLCONFIGDIR": str(home / ".config" / "matplotlib"), "LTAE_CACHE_DIR": str(home / ".cache" / "ltae"),
+                 "PYTENSOR_FLAGS": f"base_compiledir={home / '.pytensor'}"}
+        cases = (("first_run_empty_caches", 11, "out1"), ("warm_caches", 11, "out2"), ("rerun_same_folder", 11, "out2"),
+                 ("warm_caches_other_data", 12, "out3"))
+        for label, seed, outdir in cases:
+            if args.only and label not in args.only:
+                continue
+            load0 = os.getloadavg()[0]
             t = time.perf_counter()
-            p = subprocess.run([sys.executable, "-c", code, tmp, str(args.draws), str(Path(tmp) / outdir), str(seed),
-                                str(_tune(args))],
-                               capture_output=True, text=True, env={**os.environ, **env})
+            p = subprocess.run([sys.executable, "-c", PIPELINE_RUN, str(tmp / f"data{seed}"), str(tmp / outdir),
+                                str(tmp / "s.duckdb"), str(args.draws), str(_tune(args))],
+                               capture_output=True, text=True, env={**os.environ, **fresh})
             wall = time.perf_counter() - t
             if p.returncode:
                 out[label] = {"error": p.stderr[-2000:]}
@@ -457,10 +495,20 @@ def pipeline_case(args) -> dict:
                 continue
             res = json.loads(p.stdout.strip().splitlines()[-1])
             res["process_wall_s"] = wall
+            res["loadavg_1m_start"], res["loadavg_1m_end"] = load0, os.getloadavg()[0]
+            fi = res["short_term_fit_info"]
+            res["short_term_parts"] = {"compile_s": fi.get("compile_s"),
+                                       "sampling_s": (fi["wall_s"] - fi.get("compile_s", 0)) if "wall_s" in fi else None,
+                                       "linear_draws_s": fi.get("linear_draws_s")}
+            res["min_ess_per_s"] = res["short_term"]["min_ess_bulk"] / wall
             out[label] = res
-            print(f"{label}: {wall:6.1f}s process, {res['wall_s']:6.1f}s pipeline, peak RSS "
-                  f"{res['peak_rss_mb']:.0f} MB, steps {json.dumps({k: round(v, 1) for k, v in res['steps'].items()})}",
+            print(f"{label}: {wall:6.1f}s process ({res['import_s']:.1f}s imports), peak RSS {res['peak_rss_mb']:.0f} MB "
+                  f"(largest child {res['children_peak_rss_mb']:.0f} MB), "
+                  f"min ESS {res['short_term']['min_ess_bulk']:.0f} ({res['min_ess_per_s']:.1f}/s), steps "
+                  f"{json.dumps({k: round(v, 1) for k, v in res['steps'].items()})}, short-term fit "
+                  f"{json.dumps({k: None if v is None else round(v, 1) for k, v in res['short_term_parts'].items()})}",
                   flush=True)
+    out["machine"] = {"cpus": os.cpu_count(), "note": "timings on a busy machine are not final: see loadavg_1m_*"}
     return out
 
 
@@ -594,7 +642,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--tune", type=int, help="tuning steps per chain (default: the production default)")
     ap.add_argument("--samplers", nargs="+", default=["nutpie", "numpyro"])
-    ap.add_argument("--only", nargs="*", help="scale: run only these cases (e.g. 1000x4_advi)")
+    ap.add_argument("--only", nargs="*", help="scale, pipeline: run only these cases (e.g. 1000x4_advi)")
     ap.add_argument("--zero-lt", action="store_true", help="recovery: one channel without long-term effect")
     ap.add_argument("--seed-start", type=int, default=100,
                     help="recovery: first data-set seed (100: the evaluation seeds; 200+: held out for tuning)")

@@ -27,17 +27,21 @@ _SCRIPT = textwrap.dedent("""
         a, b = pm.Normal("a", 0, 5), pm.Normal("b", 0, 5)
         s = pm.HalfNormal("s", 1)
         pm.Normal("obs", a + b * xd, s, observed=yd)
-    hits = []
+    hits, rewrites = [], []
     orig = compile_cache._DiskCache.load_overload
     def load(self, sig, ctx):
         r = orig(self, sig, ctx)
         hits.append(r is not None)
         return r
     compile_cache._DiskCache.load_overload = load
+    import nutpie.compile_pymc as ncp
+    make = ncp._make_functions  # pytensor's graph building, rewriting and linking
+    ncp._make_functions = lambda *a, **k: (rewrites.append(1), make(*a, **k))[1]
     res = sampling.sample(m, sampling.SamplerSettings(sampler="nutpie", draws=100, tune=100, chains=2, seed=3))
     post = res.idata.posterior
-    print(json.dumps({"hits": hits, "b": float(post["b"].values.sum()), "files": len(list(
-        (sampling.cache_dir() / "nutpie").glob("*.nbc")))}))
+    folder = sampling.cache_dir() / "nutpie"
+    print(json.dumps({"hits": hits, "b": float(post["b"].values.sum()), "files": len(list(folder.glob("*.nbc"))),
+                      "models": len(list(folder.glob("*.model.json"))), "pytensor_compiles": len(rewrites)}))
 """)
 
 
@@ -49,36 +53,66 @@ def _run(tmp_path: Path, noise: float = 1.0) -> dict:
 
 
 def _warm(tmp_path: Path) -> dict:
-    """Runs until every callback is on disk. On a cold pytensor cache the log density is compiled
-    together with pytensor's own op code, whose numba environments cannot be restored, so it is
-    saved by the next run (the first run may also round differently in the last bits)."""
-    for _ in range(2):
-        res = _run(tmp_path)
-        if res["files"] == len(res["hits"]):
-            return res
-    raise AssertionError(f"callbacks not saved: {res}")
+    """The first run into an empty ltae cache: the model is compiled by the helper process and
+    loaded from the cache, like in every later run."""
+    res = _run(tmp_path)
+    assert res["models"] == 1 and res["pytensor_compiles"] == 0 and res["hits"] and all(res["hits"]), res
+    return res
 
 
-def test_callbacks_load_from_disk_in_a_new_process_with_identical_draws(tmp_path):
+def test_broken_cache_files_are_ignored_recompiled_and_replaced(tmp_path):
     first = _warm(tmp_path)
-    second = _run(tmp_path)
-    assert second["hits"] and all(second["hits"])  # every callback came from disk
-    assert second["b"] == first["b"]  # the same machine code: the same draws
-    # other data, same model structure: the same callbacks (data reach them at run time)
-    third = _run(tmp_path, noise=3.0)
-    assert all(third["hits"]) and third["b"] != first["b"]
-
-
-def test_corrupt_cache_file_is_recompiled_and_replaced(tmp_path):
-    first = _warm(tmp_path)
-    files = sorted((tmp_path / "cache" / "nutpie").glob("*.nbc"))
-    assert files
+    folder = tmp_path / "cache" / "nutpie"
+    (entry,) = folder.glob("*.model.json")
+    saved = json.loads(entry.read_text())
+    # a model entry that does not fit this model (another size)
+    entry.write_text(json.dumps({**saved, "n_dim": saved["n_dim"] + 1}))
+    res = _run(tmp_path)
+    assert json.loads(entry.read_text()) == saved  # compiled again (in the helper), entry rewritten
+    assert res["b"] == first["b"]  # and the same draws
+    # corrupt callbacks: refused, compiled again and replaced
+    files = sorted(folder.glob("*.nbc"))
+    assert len(files) == 2
     for f in files:
         f.write_bytes(b"LTAE-CFUNC-1\n" + b"\0" * 32 + b"garbage")
     again = _run(tmp_path)
-    assert not any(again["hits"]) and again["b"] == first["b"]
+    assert again["hits"][:2] == [False, False] and all(again["hits"][2:])  # refused, then the new ones
+    assert again["b"] == first["b"]
     assert all(f.read_bytes()[:13] == b"LTAE-CFUNC-1\n" and b"garbage" not in f.read_bytes()[-7:] for f in files)
-    assert all(_run(tmp_path)["hits"])
+
+
+def _linear_model(n: int, prior_sd: float = 5.0, seed: int = 0):
+    import pymc as pm
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    with pm.Model(coords={"k": ["a", "b"]}) as m:
+        xd, yd = pm.Data("x", x), pm.Data("y", 1.0 + 2.0 * x + rng.normal(size=n))
+        coef = pm.Normal("coef", 0, prior_sd, dims="k")
+        pm.Normal("obs", coef[0] + coef[1] * xd, 1.0, observed=yd)
+    return m
+
+
+def test_model_key_follows_structure_not_data_values():
+    key = lambda m: compile_cache.model_key(m)[0]  # noqa: E731
+    base = key(_linear_model(40))
+    assert key(_linear_model(40, seed=1)) == base  # other values: compiled code is the same
+    assert key(_linear_model(41)) != base  # another shape
+    assert key(_linear_model(40, prior_sd=4.0)) != base  # a constant in the graph
+    assert compile_cache.model_key(_linear_model(40), var_names=["coef"])[0] != base
+    _, shared = compile_cache.model_key(_linear_model(40))
+    assert set(shared) == {"x", "y", "k"}  # the data and the dimension length
+
+
+def test_compiled_model_loads_from_disk_in_a_new_process_with_identical_draws(tmp_path):
+    first = _warm(tmp_path)  # compiled by the helper, loaded: the same code as every later run
+    second = _run(tmp_path)
+    assert second["hits"] and all(second["hits"])  # every callback came from disk
+    assert second["pytensor_compiles"] == 0  # and the model around them: no graph rewriting
+    assert second["b"] == first["b"]  # the same machine code: the same draws, the first run too
+    # other data, same model structure: the same compiled model (data reach it at run time)
+    third = _run(tmp_path, noise=3.0)
+    assert all(third["hits"]) and third["pytensor_compiles"] == 0 and third["b"] != first["b"]
 
 
 def test_fingerprint_ignores_field_names_not_layout():
@@ -105,14 +139,20 @@ def test_a_callback_that_raises_after_loading_is_evicted_and_recompiled(tmp_path
     with pm.Model() as m:
         mu = pm.Normal("mu", 0, 5)
         pm.Normal("obs", mu, 1.0, observed=pm.Data("y", rng.normal(2.0, 1.0, size=30)))
-    calls = []
+    calls, compiles = [], []
 
     def raises_once(compiled):
         calls.append(compiled)
         return len(calls) == 1
 
+    import nutpie
+
+    compile_here = nutpie.compile_pymc_model
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: (compiles.append(1), compile_here(*a, **k))[1])
     monkeypatch.setattr(sampling, "_logp_raises", raises_once)
     res = sampling.sample(m, sampling.SamplerSettings(sampler="nutpie", draws=100, tune=100, chains=2, seed=1))
-    assert len(calls) == 1  # checked once; the recompiled callback is not cached
-    assert not list((tmp_path / "nutpie").glob("*.nbc"))  # the suspect entries were evicted
+    # the model compiled by the helper loaded, its log density "raised": evicted, compiled here
+    assert len(calls) == 2 and len(compiles) == 1
     assert abs(float(res.idata.posterior["mu"].mean()) - 2.0) < 0.6
+    folder = tmp_path / "nutpie"
+    assert len(list(folder.glob("*.model.json"))) == 1  # the fresh compile is cached again

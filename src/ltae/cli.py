@@ -409,8 +409,20 @@ SamplerOpt = Annotated[str | None, typer.Option("--sampler", help="nutpie | nutp
                                                 show_default=False)]
 
 
+STEP_LABELS = {"prepare": "validate + prepare data", "short_term": "short-term model (MMM)",
+               "long_term": "long-term model (BVAR)", "roi": "ROI", "checklist": "validation checklist",
+               "budget": "budget optimisation", "figures": "figures", "report": "report", "store": "results store",
+               "registry": "MLflow registry"}
+
+
 def _progress_runner(console):
-    """A rich progress display for the pipeline's steps; returns (context, callback)."""
+    """The pipeline's progress display; returns (context, callback). On a terminal a rich progress
+    bar; otherwise (a log file, CI, a pipe) plain lines, flushed as each step starts and ends, with
+    the time since the run started and each step's duration (see :class:`_LogProgress`)."""
+    if not console.is_terminal:
+        import contextlib
+
+        return contextlib.nullcontext(), _LogProgress(console)
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from ltae.pipeline import STEPS
@@ -418,10 +430,7 @@ def _progress_runner(console):
     prog = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[step]}"),
                     TimeElapsedColumn(), console=console, transient=False)
     task = prog.add_task("ltae run", total=len(STEPS), step="")
-    labels = {"prepare": "validate + prepare data", "short_term": "short-term model (MMM)",
-              "long_term": "long-term model (BVAR)", "roi": "ROI", "checklist": "validation checklist",
-              "budget": "budget optimisation", "figures": "figures", "report": "report", "store": "results store",
-              "registry": "MLflow registry"}
+    labels = STEP_LABELS
 
     def callback(step: str, status: str) -> None:
         if status == "start":
@@ -446,6 +455,42 @@ def _rich_table(title: str):
     from rich.table import Table
 
     return Table(title=esc(title))
+
+
+class _LogProgress:
+    """Progress as plain lines for logs, one as each step starts and one as it ends::
+
+        [   0.0 s] validate + prepare data ...
+        [   1.3 s] validate + prepare data: done in 1.3 s
+        [   1.3 s] short-term model (MMM) ...
+        [  10.9 s] short-term model (MMM): done in 9.6 s
+
+    The bracket is the time since the run started; each line is flushed at once."""
+
+    def __init__(self, console):
+        import time
+
+        self.console, self._clock = console, time.perf_counter
+        self.t0 = self._clock()
+        self.started: dict[str, float] = {}
+
+    def _line(self, text: str) -> None:
+        self.console.print(f"[{self._clock() - self.t0:7.1f} s] {text}", markup=False, highlight=False,
+                           soft_wrap=True)
+        self.console.file.flush()
+
+    def __call__(self, step: str, status: str) -> None:
+        label = STEP_LABELS.get(step, step)
+        if status == "start":
+            self.started[step] = self._clock()
+            self._line(f"{label} ...")
+        elif status == "done":
+            took = self._clock() - self.started.pop(step, self._clock())
+            self._line(f"{label}: done in {took:.1f} s")
+        elif status == "resumed":
+            self._line(f"{label}: resumed from the saved posterior")
+        elif status.startswith("note:"):
+            self._line(f"note: {status.removeprefix('note:').strip()}")
 
 
 def _print_roi(result, console) -> None:

@@ -47,6 +47,9 @@ def _setup_jax() -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    from ltae.models.kalman import register_jax
+
+    register_jax()  # the Kalman filter operation's JAX implementation
     try:
         jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
@@ -142,8 +145,16 @@ def sample(model, settings: SamplerSettings, var_names=None) -> SampleResult:
 
 
 def _compile_nutpie_numba(model, var_names):
-    """nutpie's numba compile with the C callbacks cached (see :mod:`ltae.models.compile_cache`);
-    ``LTAE_COMPILE_CACHE=0`` turns the cache off."""
+    """nutpie's numba compile with the compiled model cached (see :mod:`ltae.models.compile_cache`):
+    a model structure compiled before is rebuilt from disk without pytensor's graph rewriting, and
+    the C callbacks are cached on their own for anything else. ``LTAE_COMPILE_CACHE=0`` turns both
+    caches off.
+
+    Code numba compiles in a process can round differently in the last bits from the same code
+    saved and loaded in another (the sampler turns that into other draws), so a model that is not
+    cached is compiled in a helper process (``compile_cache.compile_in_helper``) and loaded here
+    from the cache, as every later run loads it: the first run gives the same numbers as the next.
+    Without a usable cache folder, or if the helper fails, it is compiled here as before."""
     import nutpie
 
     from . import compile_cache
@@ -151,11 +162,31 @@ def _compile_nutpie_numba(model, var_names):
     if os.environ.get("LTAE_COMPILE_CACHE", "1") == "0":
         return nutpie.compile_pymc_model(model, var_names=var_names)
     directory = compile_cache.private_dir(cache_dir() / "nutpie")  # None: memory only (see private_dir)
+    try:
+        model_key, shared = compile_cache.model_key(model, var_names)
+    except Exception:  # noqa: BLE001 - uncacheable (or a PyMC this code does not know): compile as before
+        model_key = None
+
+    def load():
+        compiled = compile_cache.load_model(directory, model_key, model, shared, var_names)
+        if compiled is not None and (_logp_raises(compiled) or _expand_raises(compiled)):
+            compile_cache.evict_model(directory, model_key)  # restored wrongly: compile afresh
+            return None
+        return compiled
+
+    if model_key is not None and (compiled := load()) is not None:
+        return compiled
+    if model_key is not None and directory is not None and os.environ.get("LTAE_COMPILE_HELPER") != "1":
+        # compiled in a new process and loaded here: the same machine code as every later run
+        if compile_cache.compile_in_helper(model, var_names) and (compiled := load()) is not None:
+            return compiled
     with compile_cache.nutpie_cfunc_cache(directory) as keys:
         compiled = nutpie.compile_pymc_model(model, var_names=var_names)
     if keys and _logp_raises(compiled):  # a callback restored wrongly: drop it, compile afresh
         compile_cache.evict(directory, keys)
-        compiled = nutpie.compile_pymc_model(model, var_names=var_names)
+        return nutpie.compile_pymc_model(model, var_names=var_names)
+    if model_key is not None:
+        compile_cache.save_model(directory, model_key, compiled, keys)
     return compiled
 
 
@@ -172,6 +203,20 @@ def _logp_raises(compiled) -> bool:
                           ctypes.c_void_p)(compiled.compiled_logp_func.address)
     rc = fn(n, x.ctypes.data, grad.ctypes.data, logp.ctypes.data, compiled.user_data.ctypes.data)
     return rc not in (0, 3, 4)
+
+
+def _expand_raises(compiled) -> bool:
+    """Call the compiled expand function (the traced variables of a draw) once at the origin; True
+    if it fails."""
+    import ctypes
+
+    import numpy as np
+
+    x, out = np.zeros(compiled.n_dim), np.zeros(compiled.n_expanded)
+    fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
+                          ctypes.c_void_p)(compiled.compiled_expand_func.address)
+    return fn(compiled.n_dim, compiled.n_expanded, x.ctypes.data, out.ctypes.data,
+              compiled.user_data.ctypes.data) != 0
 
 
 def _split_chains(idata, chains: int):

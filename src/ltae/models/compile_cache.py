@@ -453,6 +453,7 @@ def _key_versions() -> tuple:
 
 
 def model_entry_path(directory: Path, key: str) -> Path:
+    """Where the record of the compiled model with cache ``key`` lives."""
     return directory / f"{key}.model.json"
 
 

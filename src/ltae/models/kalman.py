@@ -67,6 +67,7 @@ class KalmanLoglik(Op):
         self.p0 = float(p0)
 
     def make_node(self, E, s2, q):
+        """Build the graph node (checks the inputs' ranks)."""
         E = pt.as_tensor_variable(E).astype("float64")
         s2 = pt.as_tensor_variable(s2).astype("float64")
         q = pt.as_tensor_variable(q).astype("float64")
@@ -78,15 +79,18 @@ class KalmanLoglik(Op):
         return Apply(self, [E, s2, q], [scalar, E.type(), scalar.type(), scalar.type()])
 
     def perform(self, node, inputs, outputs):
+        """Compute the value and gradient with numpy."""
         E, s2, q = inputs
         res = value_and_grad_numpy(E, float(s2), float(q), np.asarray(self.m0), self.p0)
         for out, value in zip(outputs, res, strict=True):
             out[0] = np.asarray(value, dtype="float64")
 
     def infer_shape(self, fgraph, node, shapes):
+        """Output shapes: a scalar and the parameters' shapes."""
         return [(), shapes[0], (), ()]
 
     def pullback(self, inputs, outputs, output_grads):
+        """Incoming gradient times the gradient computed in :meth:`perform`."""
         g = output_grads[0]
         if any(not isinstance(og.type, DisconnectedType) for og in output_grads[1:]):
             raise NotImplementedError("KalmanLoglik has no second derivatives")
@@ -94,7 +98,9 @@ class KalmanLoglik(Op):
             return [pt.zeros_like(inputs[0]), pt.zeros_like(inputs[1]), pt.zeros_like(inputs[2])]
         return [g * outputs[1], g * outputs[2], g * outputs[3]]
 
-    L_op = pullback  # the name in pytensor versions before ``pullback``
+    def L_op(self, inputs, outputs, output_grads):
+        """The name of :meth:`pullback` in pytensor versions before it."""
+        return self.pullback(inputs, outputs, output_grads)
 
 
 class MMMLoglik(Op):
@@ -129,6 +135,7 @@ class MMMLoglik(Op):
         self.log_floor = float(log_floor)
 
     def make_node(self, alpha, kappa, lam, sd, s2, q, stack, roi_weight, controls, fourier, y):
+        """Build the graph node (checks the inputs' ranks)."""
         params = [pt.as_tensor_variable(v).astype("float64") for v in (alpha, kappa, lam, sd, s2, q)]
         data = [pt.as_tensor_variable(v).astype("float64") for v in (stack, roi_weight, controls, fourier, y)]
         if [v.ndim for v in params] != [1, 1, 1, 1, 0, 0] or [v.ndim for v in data] != [3, 1, 2, 2, 1]:
@@ -138,17 +145,21 @@ class MMMLoglik(Op):
         return Apply(self, params + data, outs)
 
     def perform(self, node, inputs, outputs):
+        """Compute the value and gradient with numpy."""
         res = mmm_value_and_grad_numpy(self, *inputs)
         for out, value in zip(outputs, res, strict=True):
             out[0] = np.asarray(value, dtype="float64")
 
     def infer_shape(self, fgraph, node, shapes):
+        """Output shapes: a scalar and the parameters' shapes."""
         return [(), *shapes[:6]]
 
     def connection_pattern(self, node):
+        """The data inputs carry no gradient."""
         return [[True] * 7 for _ in range(6)] + [[False] * 7 for _ in range(5)]
 
     def pullback(self, inputs, outputs, output_grads):
+        """Incoming gradient times the gradient computed in :meth:`perform`."""
         from pytensor.gradient import disconnected_type
 
         g = output_grads[0]
@@ -159,7 +170,9 @@ class MMMLoglik(Op):
             return [pt.zeros_like(v) for v in inputs[:6]] + data_grads
         return [g * o for o in outputs[1:]] + data_grads
 
-    L_op = pullback
+    def L_op(self, inputs, outputs, output_grads):
+        """The name of :meth:`pullback` in pytensor versions before it."""
+        return self.pullback(inputs, outputs, output_grads)
 
 
 def _mmm_columns_numpy(op, alpha, kappa, lam, sd, stack, roi_weight, controls, fourier, y):

@@ -1,5 +1,5 @@
 """Dashboard speed (a benchmark, not a test): opening a run <= 2 s, a budget-slider move -> new
-allocation <= 1 s, a scenario edit -> new comparison. Optionally the README's screenshots.
+allocation <= 1 s, a scenario edit -> new comparison. Optionally the screenshots of docs/dashboard.md.
 
 ``python -m benchmarks.dashboard [--run DIR] [--moves 10] [--browser] [--screenshots docs/images]``
 

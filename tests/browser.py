@@ -1,5 +1,5 @@
 """Headless Chromium (Debian's package) driving the dashboard: shared by the end-to-end test and the
-scripts that time the dashboard and take the README's screenshots (benchmarks/dashboard.py).
+scripts that time the dashboard and take the screenshots of docs/dashboard.md (benchmarks/dashboard.py).
 
 Nothing is downloaded at run time: the browser is /usr/bin/chromium with /usr/bin/chromedriver from
 ``apt-get install chromium chromium-driver`` (``ensure_chromium`` runs that when they are missing and

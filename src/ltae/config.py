@@ -71,7 +71,7 @@ class SamplingConfig(BaseModel):
 
 
 # evaluation seeds 100-109 of both generators (ltae's and synthetic_funnel's), confirmed on held-out
-# seeds 200-209: see README "Long term" and benchmarks/results/recovery_*.json
+# seeds 200-209: see docs/method.md "2. Long term" and benchmarks/results/recovery_*.json
 PIPELINE_BVAR = {"structure": "chain", "direct_spend_effect": False, "carryover": [0.0, 0.2, 0.4, 0.6, 0.8]}
 
 
@@ -99,7 +99,7 @@ class RunConfig(BaseModel):
     # the pipeline's long-term model: the funnel chain (spend -> first brand metric -> ... -> base
     # sales, no direct spend effect on base sales) with the brand carry-over of spend sampled over a
     # grid; the spec's unrestricted VAR is `bvar_priors = {structure = "var", direct_spend_effect =
-    # true, carryover = [0.0]}` (see README, "Long term")
+    # true, carryover = [0.0]}` (see docs/method.md, "2. Long term")
     bvar_priors: BVARPriors = Field(default_factory=lambda: BVARPriors(**PIPELINE_BVAR))
     horizon: int = Field(24, ge=1, le=260)
     replicates: int = Field(4, ge=1, le=64)  # base-sales draws carried into the BVAR

@@ -506,7 +506,7 @@ class ScenarioResult:
         return out
 
     def to_frame(self) -> pd.DataFrame:
-        """The tidy table written as scenario.csv (columns: ``TIDY_COLUMNS``; see the README)."""
+        """The tidy table written as scenario.csv (columns: ``TIDY_COLUMNS``; see docs/outputs.md)."""
         rows: list[dict] = []
         ds = [fmt_date(d) for d in self.dates]
 

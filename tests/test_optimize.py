@@ -112,6 +112,9 @@ def test_interval_level_follows_the_argument():
     assert (narrow.expected_return_upper - narrow.expected_return_lower
             < wide.expected_return_upper - wide.expected_return_lower).all()
     assert narrow.attrs["credible_interval"] == 0.5
+    tot = r.sum(axis=1)
+    assert narrow.attrs["total_return_optimal_lower"] == pytest.approx(np.quantile(tot, 0.25))
+    assert narrow.attrs["total_return_optimal_upper"] == pytest.approx(np.quantile(tot, 0.75))
     curves = m.curves(credible_interval=0.5)
     mid = m.short_term(np.ones(2))
     k = int(np.argmin(np.abs(curves["multipliers"] - 1.0)))

@@ -226,8 +226,8 @@ def optimize_budget(response: ResponseModel, budget: float | None = None, channe
     tot_cur, tot_opt = r_cur.sum(1), r_opt.sum(1)
     df.attrs.update({"success": bool(res.success), "message": str(res.message), "budget": budget,
                      "total_return_current": float(tot_cur.mean()), "total_return_optimal": float(tot_opt.mean()),
-                     "total_return_optimal_lower": float(np.quantile(tot_opt, 0.025)),
-                     "total_return_optimal_upper": float(np.quantile(tot_opt, 0.975)),
+                     "total_return_optimal_lower": float(np.quantile(tot_opt, q)),
+                     "total_return_optimal_upper": float(np.quantile(tot_opt, 1.0 - q)),
                      "uplift_mean": float((tot_opt - tot_cur).mean()),
                      "uplift_lower": float(np.quantile(tot_opt - tot_cur, q)),
                      "uplift_upper": float(np.quantile(tot_opt - tot_cur, 1.0 - q)),

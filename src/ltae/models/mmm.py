@@ -4,7 +4,7 @@
                + Fourier seasonality[t] + eps[t]
 
 Defaults (:class:`MMMPriors`; Gamma(a, b) is shape, rate; where they differ from the spec's, the
-spec's values are one setting away, see the README's "The method" and docs/method.md):
+spec's values are one setting away, see docs/method.md):
 
 * level: local level (Gaussian random walk), integrated out exactly by a Kalman filter inside the
   likelihood (levels are smoothed after, draw by draw); level[0] ~ N(1, intercept_sd) in units of
@@ -88,7 +88,7 @@ class MMMPriors(BaseModel):
     level_sd: float = 0.05  # HalfNormal scale of weekly level innovations (share of mean sales)
     noise_sd: float = 0.1  # HalfNormal scale of observation noise (share of mean sales)
     centered_beta: bool = False  # non-centred: 4 vs 96 divergences on the 208x4 benchmark data
-    # "roi": hierarchical prior on ROI (default, see README); "beta": the spec's prior on beta.
+    # "roi": hierarchical prior on ROI (default, see docs/method.md); "beta": the spec's prior on beta.
     # The ROI prior is on ROI relative to r0 = total sales / total spend (the return if all sales
     # came from media), so it is unit-free: spend in thousands gives ROI x 1000, exactly.
     effect_scale: Literal["roi", "beta"] = "roi"

@@ -35,11 +35,17 @@ class ResponseModel:
         # adstock is linear in spend: compute once, scale by the multiplier later
         self.ad = geometric_adstock_from_stack(stack, alpha[idx], l_max, normalize)  # (S, T, C)
         self.kappa, self.lam, self.beta = kappa[idx][:, None, :], lam[idx][:, None, :], beta[idx]
-        # Hill(ad * m) = sigmoid(kappa * (max(log ad + log m, log floor) - log lam)): the logs of the
-        # adstocked spend are taken once, so a new multiplier costs no logarithm over (S, T, C)
-        with np.errstate(divide="ignore"):
-            self._log_ad = np.log(self.ad)  # -inf where there is no adstocked spend
-        self._log_lam = np.log(self.lam)
+        # Hill(ad * m) = sigmoid(kappa (max(log ad + log m, F) - log lam)) = (1 + tanh(h)) / 2 with, since
+        # kappa > 0, h = max(h0 + kappa log(m) / 2, hF), h0 = kappa (log ad - log lam) / 2 and
+        # hF = kappa (F - log lam) / 2 computed once: a new multiplier costs an add, a max and a tanh
+        # over (S, C, T), weeks last so that the sum over them is a contiguous reduction
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_ad = np.log(np.ascontiguousarray(self.ad.transpose(0, 2, 1)))  # (S, C, T); -inf: no spend
+            log_lam = np.log(lam[idx])[:, :, None]  # (S, C, 1)
+        half_kappa = 0.5 * kappa[idx][:, :, None]
+        self._h0 = half_kappa * (log_ad - log_lam)
+        self._h_floor = half_kappa * (_LOG_FLOOR_LOG - log_lam)
+        self._half_kappa = half_kappa[:, :, 0]
         self.y_scale = y_scale
         if lt_roi is None:
             self.lt = np.zeros((len(idx), self.spend.shape[1]))
@@ -61,9 +67,11 @@ class ResponseModel:
         floor included) times beta, summed over the window."""
         with np.errstate(divide="ignore"):
             log_m = np.log(np.asarray(mult, float))
-        logx = np.maximum(self._log_ad + log_m[None, None, :], _LOG_FLOOR_LOG)
-        sat = 0.5 * (1.0 + np.tanh(0.5 * self.kappa * (logx - self._log_lam)))
-        return sat.sum(axis=1) * self.beta * self.y_scale
+        h = self._h0 + (self._half_kappa * log_m[None, :])[:, :, None]  # (S, C, T); -inf where m is 0
+        np.maximum(h, self._h_floor, out=h)
+        np.tanh(h, out=h)
+        sat_sum = 0.5 * (h.shape[2] + h.sum(axis=2))  # sum over the weeks of (1 + tanh(h)) / 2
+        return sat_sum * self.beta * self.y_scale
 
     def total_return(self, mult: np.ndarray, include_long_term: bool = True) -> np.ndarray:
         """(S, C) return over the window for spend multipliers ``mult`` (C,): short-term contribution plus,

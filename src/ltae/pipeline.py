@@ -245,7 +245,7 @@ def checklist(short: ShortTermResult, long: LongTermResult, roi: pd.DataFrame, s
     cov_pass, cov_warn = coverage_band(credible_interval)
     out = [
         {"check": "R-hat", "value": rhat, "threshold": "< 1.01", "status": _status(rhat < 1.01, rhat < 1.05),
-         "action": "Increase draws/tune, use 4 chains, or simplify the model / strengthen priors."},
+         "action": "Increase draws/tune, use 4 chains, or simplify the model / strengthen priors; if one chain alone is stuck (nearly all its transitions divergent), rerun with another seed."},
         {"check": "ESS (bulk)", "value": ess, "threshold": "> 1000", "status": _status(ess > 1000, ess > 400),
          "action": "Increase draws; reduce autocorrelation (reparameterise)."},
         {"check": "Divergences", "value": div * 100, "threshold": "< 1% of draws",

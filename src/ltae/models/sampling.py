@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 SamplerName = Literal["nutpie", "nutpie_jax", "pymc", "numpyro", "blackjax", "advi"]
 SAMPLERS: tuple[str, ...] = ("nutpie", "nutpie_jax", "pymc", "numpyro", "blackjax", "advi")
 DEFAULT_SAMPLER: SamplerName = "nutpie"
@@ -83,9 +85,51 @@ class SampleResult:
     timings: dict = field(default_factory=dict)
 
 
+STUCK_CHAIN_SEED_OFFSET = 104_729  # the restart's seed: settings.seed + this (deterministic)
+
+
+def stuck_chains(idata, share: float = 0.5) -> list[int]:
+    """The chains that got stuck: more than ``share`` of their draws divergent while the other chains'
+    median is below a tenth of that. A NUTS chain that adapts its step size in a bad region can stay
+    there for the whole run (every transition divergent, R-hat far above 1) although the data and the
+    model are fine; another seed then converges. Empty for ADVI (no divergences) or one chain."""
+    from .diagnostics import _sample_stats
+
+    ss = _sample_stats(idata)
+    if ss is None or "diverging" not in ss:
+        return []
+    div = np.asarray(ss["diverging"].values, dtype=float)
+    if div.ndim != 2 or div.shape[0] < 2:
+        return []
+    rate = div.mean(axis=1)
+    return [int(c) for c in np.flatnonzero(rate > share)
+            if np.median(np.delete(rate, c)) < share / 10]
+
+
 def sample(model, settings: SamplerSettings, var_names=None) -> SampleResult:
     """Sample ``model`` with the backend named in ``settings`` (NUTS via nutpie, nutpie_jax, pymc, numpyro,
-    blackjax, or ADVI); returns a :class:`SampleResult`."""
+    blackjax, or ADVI); returns a :class:`SampleResult`. If one chain got stuck (:func:`stuck_chains`) the
+    whole run is sampled once more with the seed ``settings.seed + STUCK_CHAIN_SEED_OFFSET`` (the same
+    inputs still give the same numbers); ``timings["stuck_chain_restarts"]`` records it, and the second
+    run is kept whatever its outcome (the checklist judges it)."""
+    res = _sample_once(model, settings, var_names)
+    if stuck_chains(res.idata):
+        import dataclasses
+        import warnings
+
+        warnings.warn(f"a chain got stuck (seed {settings.seed}): sampling again with seed "
+                      f"{settings.seed + STUCK_CHAIN_SEED_OFFSET}", RuntimeWarning, stacklevel=2)
+        first_wall = res.wall_s
+        res = _sample_once(model, dataclasses.replace(settings, seed=settings.seed + STUCK_CHAIN_SEED_OFFSET),
+                           var_names)
+        res.timings["stuck_chain_restarts"] = 1
+        res.wall_s += first_wall
+        res.timings["wall_s"] = res.wall_s
+    return res
+
+
+def _sample_once(model, settings: SamplerSettings, var_names=None) -> SampleResult:
+    """One sampling run with the backend named in ``settings``."""
     import pymc as pm
 
     s = settings

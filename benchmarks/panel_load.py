@@ -25,26 +25,9 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def _meridian(data, path: Path) -> None:
-    import numpy as np
-    import pandas as pd
+    from ltae.data.synthetic_geo import meridian_frame
 
-    rows = []
-    rng = np.random.default_rng(0)
-    for k, m in enumerate(data.markets):
-        d = data.per_market[m]
-        price = 2.0 + 0.2 * rng.random(len(d.sales))
-        f = pd.DataFrame({"geo": f"Geo{k}", "time": d.sales.Date.dt.strftime("%Y-%m-%d")})
-        for c in data.truth["channels_order"]:
-            f[f"{c}_impression"] = (d.spend_wide[c].to_numpy() * 120).round()
-        f["competitor_sales_control"] = d.competitor_activity.Competitor_A_Spend.to_numpy()
-        f["sentiment_score_control"] = d.macroeconomic_indicators.Consumer_Confidence.to_numpy()
-        for c in data.truth["channels_order"]:
-            f[f"{c}_spend"] = d.spend_wide[c].to_numpy()
-        f["conversions"] = d.sales.revenue.to_numpy() / price
-        f["revenue_per_conversion"] = price
-        f["population"] = 100_000.0 * (k + 1)
-        rows.append(f)
-    pd.concat(rows).sort_values(["time", "geo"], kind="stable").to_csv(path)
+    meridian_frame(data).to_csv(path)
 
 
 def _time(path: Path, repeats: int) -> dict:

@@ -2,7 +2,7 @@
 (``ltae.data.synthetic_geo``), so every loaded number can be checked against the generator.
 
 * :func:`geo_folder`: the five CSV files with a ``Geo`` column (``save_geo``);
-* :func:`meridian_frame`: Meridian's geo layout (``geo, time, *_impression, *_control, *_spend,
+* :func:`meridian_frame` (from ``ltae.data.synthetic_geo``): Meridian's geo layout (``geo, time, *_impression, *_control, *_spend,
   conversions, revenue_per_conversion, population``), rows ordered by week then market as in
   Meridian's example files, with the unnamed pandas index column they have;
 * :func:`pymc_frame`: pymc-marketing's multidimensional example layout (``date, geo, x1, x2,
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ltae.data.synthetic_geo import GeoSyntheticData, generate_geo, save_geo
+from ltae.data.synthetic_geo import GeoSyntheticData, generate_geo, meridian_frame, save_geo  # noqa: F401 (meridian_frame: re-exported for the tests)
 
 N_MARKETS = 3
 N_WEEKS = 60
@@ -50,35 +50,6 @@ def write(folder: Path, name: str, df: pd.DataFrame) -> None:
 def sales_line(data: GeoSyntheticData, market: str, week: int) -> int:
     """The line of a market's week in the geo folder's sales.csv."""
     return 2 + data.markets.index(market) * data.truth["n_weeks"] + week
-
-
-def prices(data: GeoSyntheticData, seed: int = 0) -> dict[str, np.ndarray]:
-    """Revenue per conversion per market and week (2.0 to 2.2)."""
-    rng = np.random.default_rng(seed)
-    return {m: 2.0 + 0.2 * rng.random(data.truth["n_weeks"]) for m in data.markets}
-
-
-def meridian_frame(data: GeoSyntheticData, *, revenue_per_conversion: bool = True) -> pd.DataFrame:
-    """Meridian's geo layout; conversions = the generator's revenue / revenue per conversion, so
-    conversions x revenue_per_conversion is the generator's revenue."""
-    rows = []
-    price = prices(data)
-    for k, m in enumerate(data.markets):
-        d = data.per_market[m]
-        f = pd.DataFrame({"geo": f"Geo{k}", "time": d.sales.Date.dt.strftime("%Y-%m-%d")})
-        for c in data.truth["channels_order"]:
-            f[f"{c}_impression"] = (d.spend_wide[c].to_numpy() * 120).round()
-        f["competitor_sales_control"] = d.competitor_activity.Competitor_A_Spend.to_numpy()
-        f["sentiment_score_control"] = d.macroeconomic_indicators.Consumer_Confidence.to_numpy()
-        for c in data.truth["channels_order"]:
-            f[f"{c}_spend"] = d.spend_wide[c].to_numpy()
-        f["conversions"] = d.sales.revenue.to_numpy() / price[m]
-        if revenue_per_conversion:
-            f["revenue_per_conversion"] = price[m]
-        f["population"] = 100_000.0 * (k + 1)
-        rows.append(f)
-    # the index (0..weeks-1 in each market) is what pandas writes as the unnamed first column
-    return pd.concat(rows).sort_values(["time", "geo"], kind="stable")
 
 
 def pymc_frame(data: GeoSyntheticData) -> pd.DataFrame:

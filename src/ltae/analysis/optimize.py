@@ -33,14 +33,14 @@ class ResponseModel:
         self.current = self.spend.sum(axis=0)
         stack = lag_stack(self.spend / spend_scale, l_max)
         # adstock is linear in spend: compute once, scale by the multiplier later
-        self.ad = geometric_adstock_from_stack(stack, alpha[idx], l_max, normalize)  # (S, T, C)
-        self.kappa, self.lam, self.beta = kappa[idx][:, None, :], lam[idx][:, None, :], beta[idx]
+        ad = geometric_adstock_from_stack(stack, alpha[idx], l_max, normalize)  # (S, T, C)
+        self.beta = beta[idx]
         # Hill(ad * m) = sigmoid(kappa (max(log ad + log m, F) - log lam)) = (1 + tanh(h)) / 2 with, since
         # kappa > 0, h = max(h0 + kappa log(m) / 2, hF), h0 = kappa (log ad - log lam) / 2 and
         # hF = kappa (F - log lam) / 2 computed once: a new multiplier costs an add, a max and a tanh
         # over (S, C, T), weeks last so that the sum over them is a contiguous reduction
         with np.errstate(divide="ignore", invalid="ignore"):
-            log_ad = np.log(np.ascontiguousarray(self.ad.transpose(0, 2, 1)))  # (S, C, T); -inf: no spend
+            log_ad = np.log(np.ascontiguousarray(ad.transpose(0, 2, 1)))  # (S, C, T); -inf: no spend
             log_lam = np.log(lam[idx])[:, :, None]  # (S, C, 1)
         half_kappa = 0.5 * kappa[idx][:, :, None]
         self._h0 = half_kappa * (log_ad - log_lam)

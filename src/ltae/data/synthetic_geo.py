@@ -132,3 +132,34 @@ def save_geo(data: GeoSyntheticData, output_dir) -> Path:
         atomic_write_csv(out / f"{name}.csv", df)
     atomic_write_text(out / "truth.json", json.dumps(data.truth, indent=2))
     return out
+
+
+def conversion_prices(data: GeoSyntheticData, seed: int = 0) -> dict[str, np.ndarray]:
+    """Revenue per conversion per market and week (2.0 to 2.2)."""
+    rng = np.random.default_rng(seed)
+    return {m: 2.0 + 0.2 * rng.random(data.truth["n_weeks"]) for m in data.markets}
+
+
+def meridian_frame(data: GeoSyntheticData, *, revenue_per_conversion: bool = True) -> pd.DataFrame:
+    """The panel in Meridian's geo layout (``geo, time, *_impression, *_control, *_spend, conversions,
+    revenue_per_conversion, population``), rows by week then market as in Meridian's example files;
+    conversions = the generator's revenue / revenue per conversion (:func:`conversion_prices`), so
+    conversions x revenue_per_conversion is the generator's revenue."""
+    rows = []
+    price = conversion_prices(data)
+    for k, m in enumerate(data.markets):
+        d = data.per_market[m]
+        f = pd.DataFrame({"geo": f"Geo{k}", "time": d.sales.Date.dt.strftime("%Y-%m-%d")})
+        for c in data.truth["channels_order"]:
+            f[f"{c}_impression"] = (d.spend_wide[c].to_numpy() * 120).round()
+        f["competitor_sales_control"] = d.competitor_activity.Competitor_A_Spend.to_numpy()
+        f["sentiment_score_control"] = d.macroeconomic_indicators.Consumer_Confidence.to_numpy()
+        for c in data.truth["channels_order"]:
+            f[f"{c}_spend"] = d.spend_wide[c].to_numpy()
+        f["conversions"] = d.sales.revenue.to_numpy() / price[m]
+        if revenue_per_conversion:
+            f["revenue_per_conversion"] = price[m]
+        f["population"] = 100_000.0 * (k + 1)
+        rows.append(f)
+    # the index (0..weeks-1 in each market) is what pandas writes as the unnamed first column
+    return pd.concat(rows).sort_values(["time", "geo"], kind="stable")

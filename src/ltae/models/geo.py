@@ -31,6 +31,7 @@ import numpy as np
 
 from ltae.models import sampling
 from ltae.models.mmm import MMMPriors, _fourier, default_channel_groups, kalman_smoother_np
+from ltae.models.posterior import FittedPosterior
 from ltae.models.transforms import geometric_adstock_from_stack, hill, lag_stack
 
 
@@ -84,7 +85,7 @@ def _whiten_np(E: np.ndarray, sigma: np.ndarray, sigma_level: np.ndarray, m0: np
     return out
 
 
-class GeoMMM:
+class GeoMMM(FittedPosterior):
     """The multi-market short-term model. ``sales`` (M, T), ``spend`` (M, T, C), ``controls``
     (M, T, J) or None; ``markets``, ``channels``, ``control_names`` label the axes."""
 
@@ -123,8 +124,7 @@ class GeoMMM:
         self.ctrl_sd = np.where(sd > 0, sd, 1.0)
         self.roi_ref = float(np.abs(self.sales).sum() / max(float(self.spend.sum()), 1e-12))
         self.model = None
-        self._idata = None
-        self._cache: dict = {}
+        self.idata = None
         self.fit_info: dict = {}
 
     @property
@@ -272,20 +272,9 @@ class GeoMMM:
                 "control": self.control_names, "fourier": np.arange(2 * self.priors.fourier_order)}
 
     # ---- posterior ---------------------------------------------------------------------------------
-    @property
-    def idata(self):
-        """The posterior (ArviZ DataTree); setting it clears the quantities derived from it."""
-        return self._idata
-
-    @idata.setter
-    def idata(self, value):
-        self._idata = value
-        self._cache = {}
-
     def draws(self, name) -> np.ndarray:
         """Posterior draws of ``name`` with chains and draws stacked on the first axis."""
-        if self._idata is None:
-            raise RuntimeError("fit the model first")
+        self._require_fit()
         return sampling.stacked(self._idata, name)
 
     def _saturation(self, draws: slice = slice(None), markets=slice(None)) -> np.ndarray:
@@ -300,10 +289,8 @@ class GeoMMM:
 
     def _saturation_sum(self) -> np.ndarray:
         """(S, M, C): Hill(Adstock(spend)) summed over the weeks (kept)."""
-        if "sat_sum" not in self._cache:
-            self._cache["sat_sum"] = np.stack([self._saturation(markets=slice(m, m + 1))[:, 0].sum(axis=1)
-                                               for m in range(self.n_markets)], axis=1)
-        return self._cache["sat_sum"]
+        return self._memo("sat_sum", lambda: np.stack(
+            [self._saturation(markets=slice(m, m + 1))[:, 0].sum(axis=1) for m in range(self.n_markets)], axis=1))
 
     def _draw_linear(self, seed: int, chunk: int = 250) -> dict:
         """Exact draws of the integrated-out linear effects given each posterior draw (block-arrowhead
@@ -372,10 +359,11 @@ class GeoMMM:
 
     def beta_draws(self) -> np.ndarray:
         """(S, M, C) coefficients on Hill(Adstock), scaled units (contribution = ROI x spend)."""
-        if "beta" not in self._cache:
+        def beta():
             w = self.roi_draws() * self.spend.sum(axis=1)[None] / self.y_scale[None, :, None]
-            self._cache["beta"] = w / (self._saturation_sum() + 1e-12)
-        return self._cache["beta"]
+            return w / (self._saturation_sum() + 1e-12)
+
+        return self._memo("beta", beta)
 
     def market_contributions(self, market: int) -> np.ndarray:
         """(S, T, C) contributions of one market in currency."""
@@ -417,10 +405,7 @@ class GeoMMM:
     def _media_sum(self, market: int) -> np.ndarray:
         """(S, T) one market's media contributions summed over channels (kept: base sales, levels and
         forecasts reuse it)."""
-        key = ("media", market)
-        if key not in self._cache:
-            self._cache[key] = self.market_contributions(market).sum(-1)
-        return self._cache[key]
+        return self._memo(("media", market), lambda: self.market_contributions(market).sum(-1))
 
     def base_sales_draws(self) -> np.ndarray:
         """(S, M, T) sales without media."""
@@ -428,14 +413,14 @@ class GeoMMM:
 
     def level_states(self, market: int) -> dict:
         """Kalman filter/smoother of market ``market``'s level per draw (internal scale)."""
-        key = ("level", market)
-        if key not in self._cache:
+        def states():
             m = market
             reg = (self._media_sum(m) + self._control_effect(m)) / self.y_scale[m]
             e = self.sales[m][None] / self.y_scale[m] - reg
-            self._cache[key] = kalman_smoother_np(e, self.draws("sigma")[:, m], self.draws("sigma_level")[:, m], 1.0,
-                                                  self.priors.intercept_sd**2)
-        return self._cache[key]
+            return kalman_smoother_np(e, self.draws("sigma")[:, m], self.draws("sigma_level")[:, m], 1.0,
+                                      self.priors.intercept_sd**2)
+
+        return self._memo(("level", market), states)
 
     def one_step_ahead(self, market: int, seed: int = 0) -> np.ndarray:
         """(S, T) one-week-ahead predictive draws of market ``market``'s sales."""

@@ -44,6 +44,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from ltae.models import sampling
+from ltae.models.posterior import FittedPosterior
 from ltae.models.transforms import adstock_weights, geometric_adstock_from_stack, hill, lag_stack
 
 _DIGITAL = re.compile(
@@ -288,7 +289,7 @@ class _Design:
         return self.roi_ref * self.spend_share
 
 
-class ShortTermMMM:
+class ShortTermMMM(FittedPosterior):
     """The short-term model. Build with arrays or an ``MMMDataset`` (``from_dataset``)."""
 
     def __init__(
@@ -713,33 +714,12 @@ class ShortTermMMM:
         return self
 
     # ---- posterior quantities (numpy, vectorised over draws) ---------------------------------
-    def _require_fit(self):
-        if self.idata is None:
-            raise RuntimeError("fit the model first")
-
-    @property
-    def idata(self):
-        """The posterior (an ArviZ DataTree), or None before :meth:`fit`."""
-        return self._idata
-
-    @idata.setter
-    def idata(self, value):
-        self._idata = value
-        self._cache: dict = {}  # posterior quantities derived from the previous posterior
-
     def _extend_posterior(self, new: dict) -> None:
         """Add derived variables to the posterior. The memoised saturation stays: it depends only on
         the adstock and Hill draws, which do not change."""
         keep = {k: v for k, v in self._cache.items() if isinstance(k, tuple) and k[0] == "sat"}
         self.idata = sampling.with_posterior_vars(self.idata, new, self._coords())
         self._cache.update(keep)
-
-    def _memo(self, key, fn):
-        """Posterior quantities are computed once per posterior (the pipeline asks for them often);
-        callers must not modify the returned arrays."""
-        if key not in self._cache:
-            self._cache[key] = fn()
-        return self._cache[key]
 
     def _saturation(self, spend=None, thin: int = 1) -> np.ndarray:
         """Hill(Adstock(spend)) per draw, (S, T, C); memoised for the fitted spend."""

@@ -1,0 +1,34 @@
+"""A fitted model's posterior and the quantities derived from it, computed once per posterior
+(shared by the one-market and the multi-market short-term models)."""
+
+from __future__ import annotations
+
+
+class FittedPosterior:
+    """Holds ``idata`` (an ArviZ DataTree, None before fitting); setting it clears the derived
+    quantities that :meth:`_memo` keeps."""
+
+    _idata = None
+
+    @property
+    def idata(self):
+        """The posterior (an ArviZ DataTree), or None before fitting; setting it clears the quantities
+        derived from the previous posterior."""
+        return self._idata
+
+    @idata.setter
+    def idata(self, value):
+        self._idata = value
+        self._cache: dict = {}
+
+    def _require_fit(self):
+        if self._idata is None:
+            raise RuntimeError("fit the model first")
+
+    def _memo(self, key, fn):
+        """``fn()`` computed once per posterior (the pipeline asks for posterior quantities often);
+        callers must not modify the returned arrays."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = fn()
+        return cache[key]

@@ -248,15 +248,7 @@ class GeoMMM(FittedPosterior):
         exact draws of the linear effects (market and national ROIs, controls, seasonality)."""
         import time
 
-        if self.model is None:
-            self.build_model()
-        settings = sampling.SamplerSettings(
-            sampler=sampler or sampling.DEFAULT_SAMPLER, draws=draws, tune=tune, chains=chains,
-            target_accept=target_accept, cores=cores, seed=seed, progressbar=progressbar, **kw)
-        res = sampling.sample(self.model, settings)
-        self.idata = res.idata
-        self.fit_info = {"sampler": res.sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
-                         "target_accept": target_accept, **res.timings}
+        self._sample(draws, tune, chains, target_accept, cores, sampler, seed, progressbar, **kw)
         p = self.priors
         post = sampling.posterior_dataset(self.idata)
         r, phi = np.sqrt(post["noise_radius2"].values), post["noise_angle"].values

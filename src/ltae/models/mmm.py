@@ -694,15 +694,7 @@ class ShortTermMMM(FittedPosterior):
             seed=42, progressbar=False, **kw):
         """Sample the posterior (``sampler``: see :mod:`ltae.models.sampling`; default nutpie) and keep it
         in :attr:`idata`; returns the model."""
-        if self.model is None:
-            self.build_model()
-        settings = sampling.SamplerSettings(
-            sampler=sampler or sampling.DEFAULT_SAMPLER, draws=draws, tune=tune, chains=chains,
-            target_accept=target_accept, cores=cores, seed=seed, progressbar=progressbar, **kw)
-        res = sampling.sample(self.model, settings)
-        self.idata = res.idata
-        self.fit_info = {"sampler": res.sampler, "draws": draws, "tune": tune, "chains": chains,
-                         "seed": seed, "target_accept": target_accept, **res.timings}
+        self._sample(draws, tune, chains, target_accept, cores, sampler, seed, progressbar, **kw)
         if self.priors.noise_polar:
             self._extend_posterior(self._noise_from_polar())
         if self.priors.effect_scale == "roi" and self.priors.marginalize_linear:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from ltae.models import sampling
+
 
 class FittedPosterior:
     """Holds ``idata`` (an ArviZ DataTree, None before fitting); setting it clears the derived
@@ -32,3 +34,16 @@ class FittedPosterior:
         if key not in cache:
             cache[key] = fn()
         return cache[key]
+
+    def _sample(self, draws, tune, chains, target_accept, cores, sampler, seed, progressbar, **kw) -> None:
+        """Build the model if needed, sample it (:func:`ltae.models.sampling.sample`) and keep the
+        posterior in :attr:`idata` and the settings and timings in ``fit_info``."""
+        if self.model is None:
+            self.build_model()
+        settings = sampling.SamplerSettings(
+            sampler=sampler or sampling.DEFAULT_SAMPLER, draws=draws, tune=tune, chains=chains,
+            target_accept=target_accept, cores=cores, seed=seed, progressbar=progressbar, **kw)
+        res = sampling.sample(self.model, settings)
+        self.idata = res.idata
+        self.fit_info = {"sampler": res.sampler, "draws": draws, "tune": tune, "chains": chains,
+                         "seed": seed, "target_accept": target_accept, **res.timings}

@@ -345,7 +345,7 @@ def geo_scale(args) -> dict:
             save_geo(generate_geo(n_markets=M, n_weeks=156, channels=chans, seed=11), tmp / "data")
             cfg = {"data": {"geo": "Geo", "controls": ["Competitor_A_Spend", "GDP_Growth"]},
                    "sampling": {"draws": args.draws, "tune": _tune(args)}, "scheduler": args.scheduler_run}
-            for attempt in ("first", "again"):
+            for attempt in args.attempts.split(","):
                 t = time.perf_counter()
                 p = subprocess.run([sys.executable, "-c", GEO_RUN, str(tmp / "data"), str(tmp / f"out_{attempt}"),
                                     json.dumps(cfg), str(tmp / "s.duckdb")], capture_output=True, text=True)
@@ -633,6 +633,8 @@ def main() -> None:
                                          "geo_scale"],
                     nargs="?", default="timing")
     ap.add_argument("--markets", type=int, default=10, help="geo_recovery: markets per data set")
+    ap.add_argument("--attempts", default="first,again",
+                    help="geo_scale: the runs per shape (first = compiles the model structure, again = loads it)")
     ap.add_argument("--scheduler", default="serial",
                     help="geo_recovery: serial, local (a Dask LocalCluster) or a Dask scheduler address")
     ap.add_argument("--workers", type=int, help="geo_recovery: LocalCluster workers")

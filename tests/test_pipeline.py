@@ -94,8 +94,8 @@ def test_optimize_saved_run(run_a):
 def test_kill_during_long_term_then_resume(data_dir, tmp_path):
     out = tmp_path / "k"
     # the default (collapsed) BVAR fit takes about a second: with nutpie it compiles for 10+ s, so
-    # the kill below lands inside the long-term step
-    cfg = {**CFG, "sampling": {**CFG["sampling"], "bvar_sampler": "nutpie"}}
+    # the kill below lands inside the long-term step (NUTS needs one carry-over value, not the grid)
+    cfg = {**CFG, "sampling": {**CFG["sampling"], "bvar_sampler": "nutpie"}, "bvar_priors": {"carryover": [0.4]}}
     code = ("import sys, json; from ltae import pipeline; "
             f"pipeline.run({str(data_dir)!r}, {str(out)!r}, json.loads(sys.argv[1]), store_path={str(tmp_path / 's.duckdb')!r})")
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(cfg)], start_new_session=True)

@@ -220,6 +220,10 @@ class GeoMMM(FittedPosterior):
             E = pt.concatenate([(y - offset)[:, :, None], Zs, Zm], axis=2)
             r2 = pm.Exponential("noise_radius2", 0.5, dims="market")
             phi = pm.Uniform("noise_angle", 0.0, np.pi / 2, dims="market")
+            a, b = p.noise_angle_ab
+            if (a, b) != (1.0, 1.0):  # Beta(a, b) on phi / (pi/2), up to a constant (priors.noise_angle_ab)
+                share = phi / (np.pi / 2)
+                pm.Potential("noise_angle_prior", ((a - 1) * pt.log(share) + (b - 1) * pt.log1p(-share)).sum())
             r = pt.sqrt(r2)
             sigma, sigma_level = p.noise_sd * r * pt.cos(phi), p.level_sd * r * pt.sin(phi)
             m0 = np.zeros(1 + qs + qm)

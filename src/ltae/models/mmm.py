@@ -41,7 +41,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from ltae.models import sampling
 from ltae.models.posterior import FittedPosterior
@@ -116,6 +116,12 @@ class MMMPriors(BaseModel):
     # multi-market models (ltae.models.geo): HalfNormal scale of each channel's between-market spread
     # of ROI / r0 (partial pooling of market ROIs towards the national ROI)
     market_roi_sd: float = 0.1
+    # multi-market models: Beta(a, b) prior on each market's noise angle / (pi/2), i.e. on how its weekly
+    # variation splits into observation noise and level moves. (1, 1) is the one-market model's prior
+    # (independent half-normal scales); the default (2, 2) has zero density at the edges, where a market's
+    # observation noise (or level noise) is exactly 0: a chain that wandered there got trapped (step size
+    # 1e-14) on 1 of 10 ten-market recovery data sets (docs/benchmarks.md).
+    noise_angle_ab: tuple[PositiveFloat, PositiveFloat] = (2.0, 2.0)
 
     def scaled(self, factor: float) -> MMMPriors:
         """Priors with every scale parameter multiplied by ``factor`` (prior sensitivity)."""

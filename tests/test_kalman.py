@@ -122,6 +122,27 @@ def test_jax_implementation_value_and_gradient():
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize("T", [1, 2, 300])
+def test_jax_parallel_prefix_matches_numba_at_extreme_noise_ratios(T):
+    """The JAX version has no sequential scan (Moebius powers for the variances, affine prefixes
+    for the means): equal to the numba filter in value and gradient also where the level noise is
+    1e-12 of the observation noise, or 1e6 times it."""
+    pytest.importorskip("jax")
+    from ltae.models import sampling
+
+    sampling._setup_jax()
+    E = pt.matrix("E", shape=(T, 3))
+    s, sl = pt.dscalar("s"), pt.dscalar("sl")
+    ll = kalman_loglik(E, s**2, sl**2, np.array([1.0, 0.2, 0.0]), 0.7)
+    outs = [ll, *pt.grad(ll, [E, s, sl])]
+    f_jax, f_nb = (pytensor.function([E, s, sl], outs, mode=m) for m in ("JAX", "NUMBA"))
+    rng = np.random.default_rng(T)
+    for sv, slv in ((0.1, 1e-7), (1e-3, 1.0), (0.05, 0.02), (2.0, 1e-6)):
+        args = [1.0 + 0.1 * rng.normal(size=(T, 3)), sv, slv]
+        for got, want in zip(f_jax(*args), f_nb(*args), strict=True):
+            np.testing.assert_allclose(np.asarray(got), want, rtol=1e-7, atol=1e-7 * (1 + np.max(np.abs(want))))
+
+
 def test_m0_must_match_the_columns():
     with pytest.raises(ValueError, match="m0 has 2 entries but E has 3 columns"):
         kalman_loglik(pt.matrix(shape=(5, 3)), 0.1, 0.1, [1.0, 0.0], 1.0)

@@ -98,7 +98,11 @@ def test_kill_during_long_term_then_resume(data_dir, tmp_path):
     cfg = {**CFG, "sampling": {**CFG["sampling"], "bvar_sampler": "nutpie"}, "bvar_priors": {"carryover": [0.4]}}
     code = ("import sys, json; from ltae import pipeline; "
             f"pipeline.run({str(data_dir)!r}, {str(out)!r}, json.loads(sys.argv[1]), store_path={str(tmp_path / 's.duckdb')!r})")
-    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(cfg)], start_new_session=True)
+    # empty compile caches for the killed run, so that the long-term model compiles (10+ s) whatever
+    # earlier runs left in the shared caches
+    env = {**os.environ, "LTAE_CACHE_DIR": str(tmp_path / "ltae_cache"),
+           "PYTENSOR_FLAGS": f"compiledir={tmp_path / 'pytensor_cache'}"}
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(cfg)], start_new_session=True, env=env)
     deadline = time.time() + 400
     while time.time() < deadline and not (out / "posteriors" / "short_term.nc").exists():
         time.sleep(0.5)

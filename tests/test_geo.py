@@ -120,17 +120,18 @@ def test_geo_model_recovers_national_and_market_roi():
 
 
 def test_noise_angle_prior_keeps_off_the_edges():
-    """Each market's noise angle / (pi/2) has the Beta(noise_angle_ab) prior (zero density where that
-    market's observation or level noise is exactly 0, where a chain got trapped); (1, 1) is the
-    one-market model's uniform angle, with no extra term."""
+    """The multi-market model's noise angle / (pi/2) has a Beta(2, 2) prior by default (zero density
+    where a market's observation or level noise is exactly 0, where a chain got trapped); the
+    one-market model keeps the uniform angle (independent half-normal scales) by default; either takes
+    ``noise_angle_ab``, and (1, 1) adds no term."""
+    import pytensor
     from scipy import stats
 
-    from ltae.models.mmm import MMMPriors
+    from ltae.data.synthetic import generate_synthetic_data
+    from ltae.models.mmm import MMMPriors, ShortTermMMM
 
     d, m = _small_geo()
     model = m.build_model()
-    import pytensor
-
     f = pytensor.function([model["noise_angle"]], model["noise_angle_prior"], mode="FAST_COMPILE")
     pts = [np.array([0.4, 1.1, 0.8]), np.array([0.05, 1.55, 0.7])]
     ours = [f(p) for p in pts]
@@ -141,3 +142,14 @@ def test_noise_angle_prior_keeps_off_the_edges():
     flat = GeoMMM(pn["sales"], pn["spend"], pn["controls"][:, :, :1], d.markets, ["Google", "Events"], ["comp"],
                   priors=MMMPriors(noise_angle_ab=(1.0, 1.0))).build_model()
     assert "noise_angle_prior" not in flat.named_vars
+    one = generate_synthetic_data(n_weeks=30, seed=0)
+
+    def one_market(priors):
+        return ShortTermMMM(one.sales.revenue.values, one.spend_wide.values, None, one.params.channels,
+                            priors=priors).build_model()
+
+    assert "noise_angle_prior" not in one_market(None).named_vars
+    beta = one_market(MMMPriors(noise_angle_ab=(3.0, 1.5)))
+    g = pytensor.function([beta["noise_angle"]], beta["noise_angle_prior"], mode="FAST_COMPILE")
+    diff = g(np.array(0.3)) - g(np.array(1.2))
+    assert abs(diff - (stats.beta(3, 1.5).logpdf(0.3 / (np.pi / 2)) - stats.beta(3, 1.5).logpdf(1.2 / (np.pi / 2)))) < 1e-9

@@ -30,7 +30,14 @@ from __future__ import annotations
 import numpy as np
 
 from ltae.models import sampling
-from ltae.models.mmm import MMMPriors, _fourier, default_channel_groups, kalman_smoother_np
+from ltae.models.mmm import (
+    MMMPriors,
+    _fourier,
+    default_channel_groups,
+    kalman_smoother_np,
+    noise_scales_from_polar,
+    polar_noise_scales,
+)
 from ltae.models.posterior import FittedPosterior
 from ltae.models.transforms import geometric_adstock_from_stack, hill, lag_stack
 
@@ -218,14 +225,7 @@ class GeoMMM(FittedPosterior):
             Zs, Zm, offset = self._blocks(sat, sd_g[self.group_index], tau, xp=pt, data=data)
             y = pm.Data("sales_scaled", self.sales / self.y_scale[:, None])
             E = pt.concatenate([(y - offset)[:, :, None], Zs, Zm], axis=2)
-            r2 = pm.Exponential("noise_radius2", 0.5, dims="market")
-            phi = pm.Uniform("noise_angle", 0.0, np.pi / 2, dims="market")
-            a, b = p.noise_angle_ab
-            if (a, b) != (1.0, 1.0):  # Beta(a, b) on phi / (pi/2), up to a constant (priors.noise_angle_ab)
-                share = phi / (np.pi / 2)
-                pm.Potential("noise_angle_prior", ((a - 1) * pt.log(share) + (b - 1) * pt.log1p(-share)).sum())
-            r = pt.sqrt(r2)
-            sigma, sigma_level = p.noise_sd * r * pt.cos(phi), p.level_sd * r * pt.sin(phi)
+            sigma, sigma_level = polar_noise_scales(pm, pt, p, p.noise_angle_ab or (2.0, 2.0), dims="market")
             m0 = np.zeros(1 + qs + qm)
             m0[0] = 1.0
             W, sum_log_f = whiten_markets(E, sigma, sigma_level, m0, p.intercept_sd**2, T)
@@ -255,8 +255,8 @@ class GeoMMM(FittedPosterior):
         self._sample(draws, tune, chains, target_accept, cores, sampler, seed, progressbar, **kw)
         p = self.priors
         post = sampling.posterior_dataset(self.idata)
-        r, phi = np.sqrt(post["noise_radius2"].values), post["noise_angle"].values
-        new = {"sigma": (p.noise_sd * r * np.cos(phi), "market"), "sigma_level": (p.level_sd * r * np.sin(phi), "market")}
+        sigma, sigma_level = noise_scales_from_polar(post, p)
+        new = {"sigma": (sigma, "market"), "sigma_level": (sigma_level, "market")}
         self.idata = sampling.with_posterior_vars(self.idata, new, self._coords())
         t0 = time.perf_counter()
         self.idata = sampling.with_posterior_vars(self.idata, self._draw_linear(seed), self._coords())

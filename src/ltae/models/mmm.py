@@ -26,7 +26,7 @@ spec's values are one setting away, see docs/method.md):
   sigma_g ~ HalfNormal(1) is ``effect_scale="beta"``;
 * controls standardised, gamma_j ~ N(0, 1); Fourier K = 2, period 52, coefficients ~ N(0, 1);
 * noise: sigma ~ HalfNormal(0.1), sigma_level ~ HalfNormal(0.05) (shares of mean sales), sampled in
-  polar coordinates (``noise_polar``, the same prior).
+  polar coordinates (``noise_polar``, the same prior; ``noise_angle_ab`` puts a Beta prior on the angle).
 
 Scaling is internal: sales are divided by their mean, spend of each channel by its median positive
 spend (so lambda's prior Gamma(5, 5 / median) becomes Gamma(5, 5)). Every output is converted back:
@@ -116,12 +116,12 @@ class MMMPriors(BaseModel):
     # multi-market models (ltae.models.geo): HalfNormal scale of each channel's between-market spread
     # of ROI / r0 (partial pooling of market ROIs towards the national ROI)
     market_roi_sd: float = 0.1
-    # multi-market models: Beta(a, b) prior on each market's noise angle / (pi/2), i.e. on how its weekly
-    # variation splits into observation noise and level moves. (1, 1) is the one-market model's prior
-    # (independent half-normal scales); the default (2, 2) has zero density at the edges, where a market's
-    # observation noise (or level noise) is exactly 0: a chain that wandered there got trapped (step size
-    # 1e-14) on 1 of 10 ten-market recovery data sets (docs/benchmarks.md).
-    noise_angle_ab: tuple[PositiveFloat, PositiveFloat] = (2.0, 2.0)
+    # Beta(a, b) prior on the noise angle / (pi/2) (``noise_polar``; see polar_noise_scales): how the weekly
+    # variation splits into observation noise and level moves. None: each model's default, (1, 1) with
+    # one market (the independent half-normal scales; no chain trapped in 40+ recovery fits) and (2, 2)
+    # in the multi-market model, where a chain trapped at zero observation noise (step size 1e-14) on
+    # 1 of 10 ten-market recovery data sets with (1, 1) and none with (2, 2) (docs/benchmarks.md)
+    noise_angle_ab: tuple[PositiveFloat, PositiveFloat] | None = None
 
     def scaled(self, factor: float) -> MMMPriors:
         """Priors with every scale parameter multiplied by ``factor`` (prior sensitivity)."""
@@ -129,6 +129,29 @@ class MMMPriors(BaseModel):
                ("group_mu_sd", "group_sigma_sd", "control_sd", "season_sd", "level_sd", "noise_sd",
                 "roi_mu_sd", "roi_sigma_sd")}
         return self.model_copy(update=upd)
+
+
+def polar_noise_scales(pm, pt, priors: MMMPriors, angle_ab: tuple[float, float], dims=None):
+    """(sigma, sigma_level) = (noise_sd r cos phi, level_sd r sin phi) with r^2 ~ Exponential(1/2) and
+    phi / (pi/2) ~ Beta(angle_ab); with (1, 1) (phi uniform) that is exactly sigma ~ HalfNormal(noise_sd)
+    and sigma_level ~ HalfNormal(level_sd), independent. The data pin down the total weekly variation
+    (r) much better than its split into level moves and noise (phi), so these coordinates sample
+    better. A Beta with a, b > 1 has zero density where the observation noise (phi = pi/2) or the level
+    noise (phi = 0) is exactly 0. ``dims``: one pair per market. Not Deterministics (a second compiled
+    function, ~20 s of numba): :func:`noise_scales_from_polar` adds them after sampling."""
+    r = pt.sqrt(pm.Exponential("noise_radius2", 0.5, dims=dims))
+    phi = pm.Uniform("noise_angle", 0.0, np.pi / 2, dims=dims)
+    a, b = angle_ab
+    if (a, b) != (1.0, 1.0):  # the Beta's log density on phi / (pi/2), up to a constant
+        share = phi / (np.pi / 2)
+        pm.Potential("noise_angle_prior", ((a - 1) * pt.log(share) + (b - 1) * pt.log1p(-share)).sum())
+    return priors.noise_sd * r * pt.cos(phi), priors.level_sd * r * pt.sin(phi)
+
+
+def noise_scales_from_polar(post, priors: MMMPriors) -> tuple[np.ndarray, np.ndarray]:
+    """(sigma, sigma_level) draws from the posterior's polar draws (:func:`polar_noise_scales`)."""
+    r, phi = np.sqrt(post["noise_radius2"].values), post["noise_angle"].values
+    return priors.noise_sd * r * np.cos(phi), priors.level_sd * r * np.sin(phi)
 
 
 def default_channel_groups(channels) -> dict[str, list[str]]:
@@ -629,23 +652,16 @@ class ShortTermMMM(FittedPosterior):
         pm.Potential("y_loglik", loglik)
 
     def _noise_scales(self, pm, pt):
-        """sigma ~ HalfNormal(noise_sd), sigma_level ~ HalfNormal(level_sd), independent. With
-        ``noise_polar`` they are sampled in polar coordinates of the standardised pair, which is the
-        same prior exactly (radius^2 ~ Exponential(1/2), angle ~ Uniform(0, pi/2)): the data pin down
-        the total weekly variation much better than its split into level moves and noise."""
+        """sigma ~ HalfNormal(noise_sd), sigma_level ~ HalfNormal(level_sd), independent, or, with
+        ``noise_polar``, the same prior in polar coordinates (:func:`polar_noise_scales`)."""
         p = self.priors
         if not p.noise_polar:
             return pm.HalfNormal("sigma", p.noise_sd), pm.HalfNormal("sigma_level", p.level_sd)
-        r = pt.sqrt(pm.Exponential("noise_radius2", 0.5))
-        phi = pm.Uniform("noise_angle", 0.0, np.pi / 2)
-        # not Deterministics (a second compiled function, ~20 s of numba): added after sampling
-        return p.noise_sd * r * pt.cos(phi), p.level_sd * r * pt.sin(phi)
+        return polar_noise_scales(pm, pt, p, p.noise_angle_ab or (1.0, 1.0))
 
     def _noise_from_polar(self) -> dict:
-        post = sampling.posterior_dataset(self.idata)
-        r, phi = np.sqrt(post["noise_radius2"].values), post["noise_angle"].values
-        return {"sigma": (self.priors.noise_sd * r * np.cos(phi), None),
-                "sigma_level": (self.priors.level_sd * r * np.sin(phi), None)}
+        sigma, sigma_level = noise_scales_from_polar(sampling.posterior_dataset(self.idata), self.priors)
+        return {"sigma": (sigma, None), "sigma_level": (sigma_level, None)}
 
     def _n_eta(self) -> int:
         return len(self.group_names) + len(self.channels) + self.controls.shape[1] + 2 * self.priors.fourier_order

@@ -95,8 +95,9 @@ def sample_collapsed(Y: np.ndarray, Z, v0: np.ndarray, *, eta: float, sigma_sd: 
     sampled jointly with Sigma), v0 (n*K,) prior variances and m0 (n*K,) prior means (default 0),
     ordered [equation i, regressor k] -> i*K + k; ``free`` (n*K,) bool marks the coefficients that are
     estimated (the others are fixed at 0 exactly). Returns G (chains, draws, K, n), Sigma (chains,
-    draws, n, n), the design index of each draw and acceptance statistics. ``adapt_rounds``: warm-up
-    rounds, each followed by an adaptation of the proposal; ``thin``: proposals per kept draw."""
+    draws, n, n), the design index of each draw, ``accepted`` (chains, draws: the chain moved since the
+    previous kept draw) and ``acceptance_rate`` (per proposal). ``adapt_rounds``: warm-up rounds, each
+    followed by an adaptation of the proposal; ``thin``: proposals per kept draw."""
     from scipy import stats
 
     rng = np.random.default_rng(seed)
@@ -193,6 +194,8 @@ def sample_collapsed(Y: np.ndarray, Z, v0: np.ndarray, *, eta: float, sigma_sd: 
                                                                               strict=True))
         keep = np.where(keep >= 0, keep + np.arange(chains)[:, None] * m, chains * m + np.arange(chains)[:, None])
         if stage == len(sizes):
+            # acceptance per proposal; ``accepted`` per kept draw: the chain moved since the last kept one
+            rate = float(accepted.mean())
             keep, accepted = keep[:, thin - 1::thin].reshape(-1), accepted.reshape(chains, draws, thin).any(-1)
             break
         last = keep[:, -1]
@@ -217,5 +220,4 @@ def sample_collapsed(Y: np.ndarray, Z, v0: np.ndarray, *, eta: float, sigma_sd: 
     g[:, free] = np.linalg.solve(np.swapaxes(L, -1, -2), (us[keep] + z)[..., None])[..., 0]
     G = g.reshape(chains, draws, n, K).transpose(0, 1, 3, 2)  # (chains, draws, K, n)
     return {"G": G, "Sigma": prop[keep].reshape(chains, draws, n, n), "design": grid[keep].reshape(chains, draws),
-            "accepted": accepted, "acceptance_rate": float(accepted.mean()),
-            "proposal_df": float(df), "design_proposal": q_design}
+            "accepted": accepted, "acceptance_rate": rate, "proposal_df": float(df)}

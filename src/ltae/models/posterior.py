@@ -8,9 +8,7 @@ from ltae.models import sampling
 
 class FittedPosterior:
     """Holds ``idata`` (an ArviZ DataTree, None before fitting); setting it clears the derived
-    quantities that :meth:`_memo` keeps."""
-
-    _idata = None
+    quantities that :meth:`_memo` keeps. A subclass sets ``self.idata = None`` in its constructor."""
 
     @property
     def idata(self):
@@ -30,10 +28,9 @@ class FittedPosterior:
     def _memo(self, key, fn):
         """``fn()`` computed once per posterior (the pipeline asks for posterior quantities often);
         callers must not modify the returned arrays."""
-        cache = self.__dict__.setdefault("_cache", {})
-        if key not in cache:
-            cache[key] = fn()
-        return cache[key]
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
 
     def _sample(self, draws, tune, chains, target_accept, cores, sampler, seed, progressbar, **kw) -> None:
         """Build the model if needed, sample it (:func:`ltae.models.sampling.sample`) and keep the

@@ -162,12 +162,14 @@ def run_case(name: str, spec: tuple, quick: bool) -> dict:
         truth = np.array([d.truth["national"][c]["short_term_roi"] for c in d.truth["channels_order"]])
         lo, hi = np.quantile(nat, [0.025, 0.975], axis=0)
         res["national_st_roi_coverage"] = float(np.mean((lo <= truth) & (truth <= hi)))
+        res["national_st_roi_median_width_rel"] = float(np.median((hi - lo) / np.abs(truth)))
     if kind == "mmm":
         try:
             roi = m.short_term_roi_draws()
             truth = np.array([d.truth["channels"][c]["short_term_roi"] for c in d.params.channels])
             lo, hi = np.quantile(roi, [0.025, 0.975], axis=0)
             res["st_roi_coverage"] = float(np.mean((lo <= truth) & (truth <= hi)))
+            res["st_roi_median_width_rel"] = float(np.median((hi - lo) / np.abs(truth)))
         except Exception as e:  # pragma: no cover
             res["st_roi_coverage_error"] = repr(e)
     return res

@@ -2,7 +2,7 @@
 (``ltae.data.synthetic_geo``), so every loaded number can be checked against the generator.
 
 * :func:`geo_folder`: the five CSV files with a ``Geo`` column (``save_geo``);
-* :func:`meridian_frame` (from ``ltae.data.synthetic_geo``): Meridian's geo layout (``geo, time, *_impression, *_control, *_spend,
+* Meridian's geo layout: ``ltae.data.synthetic_geo.meridian_frame`` (``geo, time, *_impression, *_control, *_spend,
   conversions, revenue_per_conversion, population``), rows ordered by week then market as in
   Meridian's example files, with the unnamed pandas index column they have;
 * :func:`pymc_frame`: pymc-marketing's multidimensional example layout (``date, geo, x1, x2,
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ltae.data.synthetic_geo import GeoSyntheticData, generate_geo, meridian_frame, save_geo  # noqa: F401 (meridian_frame: re-exported for the tests)
+from ltae.data.synthetic_geo import GeoSyntheticData, generate_geo, save_geo
 
 N_MARKETS = 3
 N_WEEKS = 60

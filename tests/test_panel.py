@@ -12,7 +12,6 @@ from panel_cases import (
     N_WEEKS,
     geo_folder,
     make_geo,
-    meridian_frame,
     pymc_frame,
     read,
     sales_line,
@@ -22,7 +21,7 @@ from panel_cases import (
 
 from ltae.data import DataValidationError, MMMDataset, PanelDataset, load_dataset, write_prepared
 from ltae.data.panel import market_sort_key
-from ltae.data.synthetic_geo import market_datasets
+from ltae.data.synthetic_geo import market_datasets, meridian_frame
 
 
 @pytest.fixture(scope="module")

@@ -42,14 +42,16 @@ def _prior_log_density(sig: np.ndarray, eta: float, sigma_sd: float) -> np.ndarr
     return out
 
 
-def _iw_log_density(sig: np.ndarray, psi: np.ndarray, df: float) -> np.ndarray:
-    """Inverse-Wishart log density, normalised."""
+def _iw_log_density(sig: np.ndarray, psi: np.ndarray, df: float, inv: np.ndarray | None = None,
+                    logdet: np.ndarray | None = None) -> np.ndarray:
+    """Inverse-Wishart log density, normalised; ``inv`` and ``logdet`` of ``sig`` when known."""
     from scipy.special import multigammaln
 
     n = sig.shape[-1]
-    inv = np.linalg.inv(sig)
+    inv = np.linalg.inv(sig) if inv is None else inv
+    logdet = np.linalg.slogdet(sig)[1] if logdet is None else logdet
     const = 0.5 * df * np.linalg.slogdet(psi)[1] - 0.5 * df * n * np.log(2.0) - multigammaln(0.5 * df, n)
-    return const - 0.5 * (df + n + 1) * np.linalg.slogdet(sig)[1] - 0.5 * np.einsum("ij,...ji->...", psi, inv)
+    return const - 0.5 * (df + n + 1) * logdet - 0.5 * np.einsum("ij,...ji->...", psi, inv)
 
 
 def _mixture_log_density(sig: np.ndarray, psi: np.ndarray, df: float, df_wide: float, wide: float) -> np.ndarray:
@@ -57,8 +59,9 @@ def _mixture_log_density(sig: np.ndarray, psi: np.ndarray, df: float, df_wide: f
     component with the same mean and heavier tails (a defensive mixture: no state can have a weight
     far above the others, which would hold a chain for hundreds of steps)."""
     n = sig.shape[-1]
-    a = np.log1p(-wide) + _iw_log_density(sig, psi, df)
-    b = np.log(wide) + _iw_log_density(sig, psi * (df_wide - n - 1) / (df - n - 1), df_wide)
+    inv, logdet = np.linalg.inv(sig), np.linalg.slogdet(sig)[1]
+    a = np.log1p(-wide) + _iw_log_density(sig, psi, df, inv, logdet)
+    b = np.log(wide) + _iw_log_density(sig, psi * (df_wide - n - 1) / (df - n - 1), df_wide, inv, logdet)
     return np.logaddexp(a, b)
 
 
